@@ -1,0 +1,297 @@
+package resocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/gorilla/websocket"
+)
+
+// Client keeps one WebSocket connection open at a time, reconnecting as its
+// Policy decides, and reports everything that happens on Events.
+//
+// Concurrency: every method is safe to call from any goroutine, including
+// from the client's own callbacks. One goroutine per client owns the
+// connect loop, the current connection, the attempt count and the sending
+// side of Events; it alone closes that channel. It is also the goroutine
+// that reads the socket and runs HeaderFunc, OnConnect and Policy, so a
+// callback that blocks stalls the client, and a reader of Events that
+// stops reading stops reading from the socket too (TCP backpressure) —
+// until Close or Terminate, which never wait on the reader for longer than
+// CloseTimeout. Send writes on the caller's goroutine.
+type Client struct {
+	s      *settings
+	dialer websocket.Dialer // s.dialer, with every dial tracked
+	bo     backoff.BackOff
+	events chan Event
+	done   chan struct{}
+
+	// ctx is given to callbacks and dials; cancel ends it at Close or
+	// Terminate.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// closing is closed by the first Close or Terminate; abandon once
+	// events may be discarded (Terminate, or CloseTimeout after Close).
+	closing       chan struct{}
+	closingOnce   sync.Once
+	abandon       chan struct{}
+	abandonOnce   sync.Once
+	closeBy       time.Time // set before closing is closed
+	loopGoroutine uint64    // goroutine ID of the loop, for re-entrant Close
+
+	mu       sync.Mutex
+	state    State
+	closeReq *closeRequest // set by the first Close or Terminate
+	live     *Conn         // the open connection, flushed or not
+	ready    *Conn         // live, once the send buffer is flushed: Sends go straight to it
+	readyCh  chan struct{} // closed while ready != nil
+	dialing  net.Conn      // the raw connection of a handshake under way
+	queue    sendQueue
+	last     Disconnect // the latest Disconnect, for Dial's error
+	err      error
+}
+
+type closeRequest struct {
+	code      StatusCode
+	reason    string
+	terminate bool
+}
+
+// New checks url and cfg and returns a client that connects in the
+// background; it never blocks. Read Events to follow what happens. The url
+// must be ws:// or wss:// with a host; a bad url or Config field gives an
+// error wrapping ErrInvalidURL or ErrInvalidConfig.
+func New(url string, cfg Config) (*Client, error) {
+	s, err := newSettings(url, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		s:       s,
+		bo:      s.Backoff(),
+		events:  make(chan Event, s.EventBuffer),
+		done:    make(chan struct{}),
+		ctx:     ctx,
+		cancel:  cancel,
+		closing: make(chan struct{}),
+		abandon: make(chan struct{}),
+		state:   StateConnecting,
+		readyCh: make(chan struct{}),
+		queue:   sendQueue{limit: s.sendBuffer},
+	}
+	if c.bo == nil {
+		cancel()
+		return nil, fmt.Errorf("%w: Backoff returned nil", ErrInvalidConfig)
+	}
+	c.dialer = s.dialer
+	c.trackDials(&c.dialer)
+	started := make(chan struct{})
+	go c.loop(started)
+	<-started
+	return c, nil
+}
+
+// Dial is New, then waits until the client is connected: the handshake
+// done, OnConnect run and the send buffer flushed. It retries as the policy
+// decides until ctx ends. On failure it returns the cause (wrapping ErrGaveUp
+// for a GiveUp, or ctx's error and the last attempt's) and leaves nothing
+// running. Events seen while waiting stay in the Events channel; if more
+// than EventBuffer pile up before the connection opens, attempts pause
+// until they are read.
+func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
+	c, err := New(url, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.waitConnected(ctx); err != nil {
+		c.Terminate()
+		return nil, err
+	}
+	return c, nil
+}
+
+// waitConnected blocks until the client is connected, has ended, or ctx
+// ends.
+func (c *Client) waitConnected(ctx context.Context) error {
+	c.mu.Lock()
+	ready := c.readyCh
+	c.mu.Unlock()
+	select {
+	case <-ready:
+		return nil
+	case <-c.done:
+		if err := c.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w before connecting", ErrClosed)
+	case <-ctx.Done():
+		c.mu.Lock()
+		last := c.last
+		c.mu.Unlock()
+		if last.Attempt == 0 {
+			return fmt.Errorf("resocket: dial %s: %w", c.s.url.Redacted(), ctx.Err())
+		}
+		return fmt.Errorf("resocket: dial %s: %w (last attempt: %w)", c.s.url.Redacted(), ctx.Err(), last.cause())
+	}
+}
+
+// Events returns the channel on which the client reports what happens, in
+// order. Closed is the last event; the channel is closed after it. Read it
+// until it closes: a reader that falls behind slows the client's reading
+// from the socket, and nothing is dropped, except after Close (events not
+// taken within CloseTimeout) or Terminate (at once).
+func (c *Client) Events() <-chan Event { return c.events }
+
+// Done returns a channel that is closed once the client has ended and all
+// its goroutines have returned.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns, once Done is closed, why the client ended: nil after a Stop
+// decision, Close or Terminate; an error wrapping ErrGaveUp and the cause
+// after a GiveUp. Before that it returns nil.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// State returns where the client is now.
+func (c *Client) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// Send writes a data message. While connected it returns once the frame is
+// written, or with the error that stopped it (ctx's among them; a write cut
+// off half-way drops that connection, and the client reconnects). While
+// not connected it holds the message in the send buffer, to be written in
+// order after OnConnect on the next connection, before any later Send; it
+// returns ErrBufferFull when the buffer is full and ErrNotConnected when
+// buffering is off. After Close, Terminate or a GiveUp it returns
+// ErrClosed. Send is safe from many goroutines at once; data is not
+// retained after Send returns unless it is buffered.
+func (c *Client) Send(ctx context.Context, typ MessageType, data []byte) error {
+	if typ != MessageText && typ != MessageBinary {
+		return fmt.Errorf("%w: %d", ErrInvalidMessageType, int(typ))
+	}
+	c.mu.Lock()
+	conn := c.ready
+	if conn == nil || c.closeReq != nil {
+		err := c.enqueueLocked(typ, data)
+		c.mu.Unlock()
+		return err
+	}
+	c.mu.Unlock()
+	err := conn.write(ctx, typ, data)
+	if errors.Is(err, errCloseSent) {
+		// The connection was already closing: none of the message reached
+		// the wire, so it waits for the next connection.
+		c.mu.Lock()
+		err = c.enqueueLocked(typ, data)
+		c.mu.Unlock()
+	}
+	return err
+}
+
+// SendText sends text as a MessageText; see Send.
+func (c *Client) SendText(ctx context.Context, text string) error {
+	return c.Send(ctx, MessageText, []byte(text))
+}
+
+// enqueueLocked buffers a message for the next connection.
+func (c *Client) enqueueLocked(typ MessageType, data []byte) error {
+	if c.closeReq != nil || c.state == StateClosed {
+		return ErrClosed
+	}
+	if c.queue.limit == 0 {
+		return ErrNotConnected
+	}
+	if c.queue.full() {
+		return ErrBufferFull
+	}
+	c.queue.push(Message{Type: typ, Data: append([]byte(nil), data...)})
+	return nil
+}
+
+// Close closes the connection with the closing handshake (code and
+// reason, waiting at most CloseTimeout for the peer's close frame), stops
+// reconnecting and returns once every goroutine of the client has ended.
+// It interrupts a backoff wait or a handshake under way. The Disconnected
+// it causes carries Decision{Action: Stop}, and Closed.Err is nil.
+//
+// A code that may not be sent (below 1000, 1004–1006, 1015–2999, 5000 and
+// up) or a reason over 123 bytes or not UTF-8 gives an error wrapping
+// ErrInvalidCloseCode or ErrInvalidReason and leaves the client as it was.
+// Once the client is closing or has ended, Close waits for the end and
+// returns ErrClosed. Called from a callback of the client's own (OnConnect,
+// HeaderFunc, Policy), it starts the close and returns without waiting.
+func (c *Client) Close(code StatusCode, reason string) error {
+	if err := validateClose(code, reason); err != nil {
+		return err
+	}
+	first, live := c.requestClose(&closeRequest{code: code, reason: reason})
+	if first && live != nil {
+		live.sendClose(code, reason, c.closeBy)
+	}
+	c.waitDone()
+	if !first {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Terminate drops the connection at once, without a closing handshake,
+// stops reconnecting and returns once every goroutine of the client has
+// ended. Events the reader has not taken may be discarded. It is safe to
+// call more than once and from any goroutine.
+func (c *Client) Terminate() {
+	c.abandonEvents()
+	_, live := c.requestClose(&closeRequest{terminate: true})
+	if live != nil {
+		live.kill(errTerminated)
+	}
+	c.waitDone()
+}
+
+// requestClose records the first Close or Terminate and interrupts
+// whatever the loop is waiting on. It returns whether this call was the
+// first, and the live connection, if any.
+func (c *Client) requestClose(req *closeRequest) (first bool, live *Conn) {
+	c.mu.Lock()
+	if c.closeReq == nil && c.state != StateClosed {
+		first = true
+		c.closeReq = req
+		c.state = StateClosing
+		c.ready = nil
+		if c.dialing != nil {
+			c.dialing.Close() // gorilla waits for the 101 regardless of ctx
+		}
+	}
+	live = c.live
+	c.mu.Unlock()
+	c.closingOnce.Do(func() {
+		c.closeBy = time.Now().Add(c.s.CloseTimeout)
+		close(c.closing)
+	})
+	c.cancel()
+	return first, live
+}
+
+func (c *Client) abandonEvents() { c.abandonOnce.Do(func() { close(c.abandon) }) }
+
+// waitDone waits for the loop to end, unless called from the loop itself
+// (a callback calling Close), which would wait for itself forever.
+func (c *Client) waitDone() {
+	if goroutineID() == c.loopGoroutine {
+		return
+	}
+	<-c.done
+}

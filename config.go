@@ -1,0 +1,250 @@
+package resocket
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/gorilla/websocket"
+)
+
+// Defaults applied to zero Config fields.
+const (
+	DefaultSendBuffer   = 1024             // messages held while not connected
+	DefaultEventBuffer  = 128              // capacity of the Events channel
+	DefaultPingInterval = 25 * time.Second // between keepalive pings
+	DefaultPongTimeout  = 15 * time.Second // after a ping, silence longer than this means dead
+	DefaultCloseTimeout = 5 * time.Second  // bound on Close's handshake
+	DefaultReadLimit    = 16 << 20         // 16 MiB: the largest message accepted
+)
+
+// defaultStableAfter is how long a connection must stay up before the
+// backoff and the attempt count reset: a server that accepts and drops at
+// once must not get a tight reconnect loop.
+const defaultStableAfter = 5 * time.Second
+
+// Config tunes a Client. The zero value is ready to use: each field's
+// comment gives the meaning of its zero value. New copies the Config, so
+// changing it afterwards has no effect.
+type Config struct {
+	// Header is sent on every handshake.
+	Header http.Header
+	// HeaderFunc, if set, is called before every attempt (to refresh a
+	// token, say); what it returns is merged over Header, key by key. An
+	// error fails the attempt, and the policy decides what follows.
+	HeaderFunc func(ctx context.Context) (http.Header, error)
+	// Subprotocols are offered in the handshake, in order of preference.
+	Subprotocols []string
+	// Dialer dials each connection; nil means a copy of
+	// websocket.DefaultDialer with a pooled write buffer. The client
+	// copies it and, for wss URLs, turns on TLS session resumption when
+	// its TLSClientConfig has no ClientSessionCache.
+	Dialer *websocket.Dialer
+	// Policy decides, after every ended connection and failed attempt,
+	// whether to reconnect, stop or give up; nil means DefaultPolicy.
+	Policy Policy
+	// Backoff builds the client's backoff; it is called once per client.
+	// nil means DefaultBackoff. When it returns backoff.Stop the client
+	// gives up with the last cause. The wait before a reconnect is the
+	// larger of its delay and the Decision's MinDelay.
+	Backoff func() backoff.BackOff
+	// SendBuffer is how many messages Send holds while no connection is
+	// open; 0 means DefaultSendBuffer, < 0 none (Send returns
+	// ErrNotConnected while disconnected).
+	SendBuffer int
+	// EventBuffer is the capacity of the Events channel; 0 means
+	// DefaultEventBuffer.
+	EventBuffer int
+	// PingInterval is the time between keepalive pings; 0 means
+	// DefaultPingInterval, < 0 no keepalive.
+	PingInterval time.Duration
+	// PongTimeout: if nothing (a pong or any frame) arrives within this
+	// long after a ping, the connection is dead: Disconnected with 1006
+	// and ErrPongTimeout. 0 means DefaultPongTimeout.
+	PongTimeout time.Duration
+	// CloseTimeout bounds how long Close waits for the peer's close frame,
+	// and for the Events reader to take the last events; 0 means
+	// DefaultCloseTimeout.
+	CloseTimeout time.Duration
+	// ReadLimit is the largest message accepted; a larger one closes the
+	// connection with 1009. 0 means DefaultReadLimit.
+	ReadLimit int64
+	// OnConnect, if set, runs on each fresh connection before the
+	// messages buffered while disconnected are written; use conn.Send for
+	// a handshake of your own (authentication, subscriptions). An error
+	// fails the attempt, and the policy decides what follows.
+	OnConnect func(ctx context.Context, conn *Conn) error
+	// Logger receives structured lifecycle logs; nil means silent.
+	// Header values are never logged.
+	Logger *slog.Logger
+
+	// stableAfter overrides defaultStableAfter in tests.
+	stableAfter time.Duration
+}
+
+// DefaultBackoff returns the backoff used when Config.Backoff is nil:
+// exponential from 500 ms, doubling, capped at 15 s, with full jitter (each
+// delay is uniform between zero and twice the current interval, so the
+// first reconnect comes within 1 s and clients dropped together spread
+// out), and it never gives up. Wrap it to limit attempts:
+//
+//	cfg.Backoff = func() backoff.BackOff {
+//		return backoff.WithMaxRetries(resocket.DefaultBackoff(), 10)
+//	}
+func DefaultBackoff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(500*time.Millisecond),
+		backoff.WithRandomizationFactor(1),
+		backoff.WithMultiplier(2),
+		backoff.WithMaxInterval(15*time.Second),
+		backoff.WithMaxElapsedTime(0),
+	)
+	return b
+}
+
+// settings is a Config with its defaults applied and checked.
+type settings struct {
+	Config
+	url        *url.URL
+	dialer     websocket.Dialer
+	policy     Policy
+	logger     *slog.Logger
+	keepalive  bool
+	sendBuffer int // 0: no buffering
+}
+
+func newSettings(rawURL string, cfg Config) (*settings, error) {
+	u, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	s := &settings{Config: cfg, url: u}
+	s.Header = cfg.Header.Clone()
+	s.Subprotocols = append([]string(nil), cfg.Subprotocols...)
+	s.policy = cfg.Policy
+	if s.policy == nil {
+		s.policy = DefaultPolicy
+	}
+	if s.Backoff == nil {
+		s.Backoff = DefaultBackoff
+	}
+	s.logger = cfg.Logger
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.SendBuffer == 0:
+		s.sendBuffer = DefaultSendBuffer
+	case cfg.SendBuffer > 0:
+		s.sendBuffer = cfg.SendBuffer
+	}
+	s.EventBuffer = orDefault(cfg.EventBuffer, DefaultEventBuffer)
+	s.keepalive = cfg.PingInterval >= 0
+	s.PingInterval = orDefault(cfg.PingInterval, DefaultPingInterval)
+	s.PongTimeout = orDefault(cfg.PongTimeout, DefaultPongTimeout)
+	s.CloseTimeout = orDefault(cfg.CloseTimeout, DefaultCloseTimeout)
+	s.ReadLimit = orDefault(cfg.ReadLimit, DefaultReadLimit)
+	s.stableAfter = orDefault(cfg.stableAfter, defaultStableAfter)
+	s.dialer = newDialer(cfg.Dialer, u.Scheme == "wss")
+	if len(s.Subprotocols) > 0 {
+		s.dialer.Subprotocols = s.Subprotocols
+	}
+	return s, nil
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func parseURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("%w: empty", ErrInvalidURL)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return nil, fmt.Errorf("%w: scheme %q, want ws or wss", ErrInvalidURL, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("%w: %q has no host", ErrInvalidURL, raw)
+	}
+	return u, nil
+}
+
+func (cfg Config) check() error {
+	bad := func(field string, v any) error {
+		return fmt.Errorf("%w: %s is %v", ErrInvalidConfig, field, v)
+	}
+	switch {
+	case cfg.EventBuffer < 0:
+		return bad("EventBuffer", cfg.EventBuffer)
+	case cfg.PongTimeout < 0:
+		return bad("PongTimeout", cfg.PongTimeout)
+	case cfg.CloseTimeout < 0:
+		return bad("CloseTimeout", cfg.CloseTimeout)
+	case cfg.ReadLimit < 0:
+		return bad("ReadLimit", cfg.ReadLimit)
+	}
+	for name := range cfg.Header {
+		if !validHeaderName(name) {
+			return bad("a Header name", fmt.Sprintf("%q", name))
+		}
+	}
+	return nil
+}
+
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// writeBufferPool is shared by the clients using the default dialer: an
+// idle connection then holds no write buffer.
+var writeBufferPool = new(sync.Pool)
+
+func newDialer(d *websocket.Dialer, tlsURL bool) websocket.Dialer {
+	var out websocket.Dialer
+	if d != nil {
+		out = *d
+	} else {
+		out = *websocket.DefaultDialer
+		out.WriteBufferPool = writeBufferPool
+	}
+	if tlsURL && out.NetDialTLSContext == nil {
+		// A reconnecting client dials the same host again and again:
+		// resuming the TLS session costs about half a full handshake.
+		var tc *tls.Config
+		if out.TLSClientConfig != nil {
+			tc = out.TLSClientConfig.Clone()
+		} else {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if tc.ClientSessionCache == nil {
+			tc.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+		}
+		out.TLSClientConfig = tc
+	}
+	return out
+}

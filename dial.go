@@ -1,0 +1,102 @@
+package resocket
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// trackDials makes d register every connection it dials with the client,
+// so that Close and Terminate can cut a handshake that stalls: gorilla
+// ignores a cancelled context while it waits for the 101.
+func (c *Client) trackDials(d *websocket.Dialer) {
+	base := d.NetDialContext
+	if base == nil && d.NetDial != nil {
+		netDial := d.NetDial
+		base = func(_ context.Context, network, addr string) (net.Conn, error) { return netDial(network, addr) }
+	}
+	if base == nil {
+		base = new(net.Dialer).DialContext
+	}
+	d.NetDialContext = c.tracked(base)
+	d.NetDial = nil
+	if d.NetDialTLSContext != nil {
+		d.NetDialTLSContext = c.tracked(d.NetDialTLSContext)
+	}
+}
+
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func (c *Client) tracked(dial dialFunc) dialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closeReq != nil {
+			conn.Close()
+			return nil, ErrClosed
+		}
+		c.dialing = conn
+		return conn, nil
+	}
+}
+
+// handshake dials one connection: headers, TCP, TLS, HTTP upgrade.
+func (c *Client) handshake() (*websocket.Conn, *http.Response, error) {
+	header := c.s.Header.Clone()
+	if c.s.HeaderFunc != nil {
+		extra, err := c.s.HeaderFunc(c.ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("resocket: HeaderFunc: %w", err)
+		}
+		if header == nil {
+			header = make(http.Header, len(extra))
+		}
+		for k, v := range extra {
+			header.Del(k)
+			header[k] = v
+		}
+	}
+	ws, resp, err := c.dialer.DialContext(c.ctx, c.s.url.String(), header)
+	c.mu.Lock()
+	c.dialing = nil
+	c.mu.Unlock()
+	return ws, resp, err
+}
+
+// dialDisconnect describes a failed handshake for the policy.
+func dialDisconnect(err error, resp *http.Response) Disconnect {
+	d := Disconnect{Code: StatusAbnormalClosure, Err: err}
+	switch {
+	case resp != nil && errors.Is(err, websocket.ErrBadHandshake):
+		d.HTTPStatus = resp.StatusCode
+		d.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		d.Err = &HandshakeError{Status: resp.StatusCode, RetryAfter: d.RetryAfter}
+	case isCertificateError(err):
+		d.Code = StatusTLSHandshake
+	}
+	return d
+}
+
+// isCertificateError reports whether err is a rejected server certificate:
+// retrying will not make it valid.
+func isCertificateError(err error) bool {
+	var (
+		verify    *tls.CertificateVerificationError
+		authority x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &authority) ||
+		errors.As(err, &hostname) || errors.As(err, &invalid)
+}

@@ -1,0 +1,100 @@
+package resocket
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Event is something that happened to the client, delivered in order on
+// Client.Events. It is one of Connecting, Connected, Message, Disconnected,
+// DialFailed, Reconnecting or Closed; use a type switch.
+type Event interface{ isEvent() }
+
+// Connecting: an attempt to open a connection is starting. Attempt counts
+// the attempts since the last connection that stayed up (1 for the first).
+type Connecting struct{ Attempt int }
+
+// Connected: a fresh connection is open and OnConnect has run on it.
+// Messages buffered while disconnected are written right after, before any
+// later Send. Header holds the server's handshake response headers.
+type Connected struct {
+	ConnID      uint64
+	Attempt     int
+	Subprotocol string
+	Header      http.Header
+}
+
+// Message is a data message received on connection ConnID. Data is the
+// receiver's to keep: the client never reuses it.
+type Message struct {
+	ConnID uint64
+	Type   MessageType
+	Data   []byte
+}
+
+// Disconnected: a live connection ended; Decision says what comes next.
+type Disconnected struct {
+	ConnID     uint64
+	Disconnect Disconnect
+	Decision   Decision
+}
+
+// DialFailed: an attempt never opened (refused, unreachable, handshake or
+// OnConnect failed); Decision says what comes next.
+type DialFailed struct {
+	Disconnect Disconnect
+	Decision   Decision
+}
+
+// Reconnecting: the client waits Delay before attempt number Attempt.
+type Reconnecting struct {
+	Attempt int
+	Delay   time.Duration
+}
+
+// Closed is the last event: the client has ended. Err is nil after a Stop
+// decision, Close or Terminate, and wraps ErrGaveUp and the cause after a
+// GiveUp. Unsent holds, in order, what Send had accepted into the send
+// buffer but never wrote. The Events channel closes after it.
+type Closed struct {
+	Err    error
+	Unsent []Message
+}
+
+func (Connecting) isEvent()   {}
+func (Connected) isEvent()    {}
+func (Message) isEvent()      {}
+func (Disconnected) isEvent() {}
+func (DialFailed) isEvent()   {}
+func (Reconnecting) isEvent() {}
+func (Closed) isEvent()       {}
+
+// State is where the client is in its life.
+type State int
+
+// The client's states, in the order it usually passes through them.
+const (
+	StateConnecting   State = iota // first attempt under way
+	StateConnected                 // a connection is open and the send buffer flushed
+	StateReconnecting              // waiting for, or dialing, the next attempt
+	StateClosing                   // Close called: closing handshake under way
+	StateClosed                    // ended; see Err
+)
+
+// String returns the state's name in lower case, such as "connected".
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateConnected:
+		return "connected"
+	case StateReconnecting:
+		return "reconnecting"
+	case StateClosing:
+		return "closing"
+	case StateClosed:
+		return "closed"
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}

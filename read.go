@@ -1,0 +1,122 @@
+package resocket
+
+import (
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/gorilla/websocket"
+)
+
+// readBufs holds the buffers messages are read into before being copied
+// into a slice of exactly their size, the one handed to the user. Pooled
+// rather than per connection, so an idle client holds none.
+var readBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4096)
+	return &b
+}}
+
+// maxPooledReadBuf keeps one huge message from pinning its buffer forever.
+const maxPooledReadBuf = 64 << 10
+
+// read delivers the connection's messages to Events until it fails, and
+// says why it ended.
+func (c *Client) read(conn *Conn) Disconnect {
+	for {
+		typ, r, err := conn.ws.NextReader()
+		if err != nil {
+			return readDisconnect(conn, err)
+		}
+		data, err := readMessage(r)
+		if err != nil {
+			return readDisconnect(conn, err)
+		}
+		conn.activity.Add(1)
+		msg := Message{ConnID: conn.id, Type: MessageType(typ), Data: data}
+		select {
+		case c.events <- msg:
+			continue
+		default:
+		}
+		conn.busy.Store(true)
+		c.emit(msg)
+		conn.activity.Add(1)
+		conn.busy.Store(false)
+	}
+}
+
+func readMessage(r io.Reader) ([]byte, error) {
+	bp := readBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, len(buf))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	data := make([]byte, len(buf))
+	copy(data, buf)
+	if cap(buf) <= maxPooledReadBuf {
+		*bp = buf
+		readBufs.Put(bp)
+	}
+	return data, nil
+}
+
+// readDisconnect turns the error that ended reading into a Disconnect.
+func readDisconnect(conn *Conn, err error) Disconnect {
+	if cause := conn.cause(); cause != nil {
+		return Disconnect{Code: StatusAbnormalClosure, Err: cause}
+	}
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce) && ce.Code == websocket.CloseAbnormalClosure:
+		return Disconnect{Code: StatusAbnormalClosure, Err: err}
+	case errors.As(err, &ce):
+		return Disconnect{Code: StatusCode(ce.Code), Reason: ce.Text}
+	case errors.Is(err, websocket.ErrReadLimit):
+		return Disconnect{Code: StatusMessageTooBig, Err: err}
+	case isTransportError(err):
+		return Disconnect{Code: StatusAbnormalClosure, Err: err}
+	case rejectedCloseCode(err) == StatusBadGateway:
+		// IANA registered 1014 after gorilla's list was written.
+		return Disconnect{Code: StatusBadGateway}
+	}
+	return Disconnect{Code: StatusProtocolError, Err: err}
+}
+
+func isTransportError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// rejectedCloseCode returns the code of a close frame gorilla refused as
+// invalid, or 0. gorilla reports it only as the text "websocket: bad close
+// code N", so this is the one place that reads an error's text.
+func rejectedCloseCode(err error) StatusCode {
+	const prefix = "websocket: bad close code "
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		return 0
+	}
+	code := 0
+	for _, r := range msg[len(prefix):] {
+		if r < '0' || r > '9' || code > 1e6 {
+			return 0
+		}
+		code = code*10 + int(r-'0')
+	}
+	return StatusCode(code)
+}

@@ -1,0 +1,287 @@
+package resocket
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// loop is the client's own goroutine: it dials, serves each connection,
+// asks the policy, waits out the backoff, and finally reports Closed.
+func (c *Client) loop(started chan<- struct{}) {
+	c.loopGoroutine = goroutineID()
+	close(started)
+	c.finish(c.connectLoop())
+}
+
+func (c *Client) connectLoop() error {
+	log := c.s.logger
+	attempt := 0 // attempts since the last connection that stayed up
+	for {
+		if c.closeRequested() {
+			return nil
+		}
+		attempt++
+		c.emit(Connecting{Attempt: attempt})
+		conn, resp, d := c.open()
+		if conn == nil {
+			if c.closeRequested() {
+				return nil // the attempt failed because the user closed
+			}
+			d.Attempt = attempt
+			dec := c.decide(d)
+			log.Warn("resocket: attempt failed", "url", c.s.url.Redacted(), "attempt", attempt,
+				"http_status", d.HTTPStatus, "err", d.Err, "decision", dec.Action)
+			c.emit(DialFailed{Disconnect: d, Decision: dec})
+			if end, err := c.await(d, dec, attempt+1); end {
+				return err
+			}
+			continue
+		}
+		log.Info("resocket: connected", "url", c.s.url.Redacted(), "conn", conn.id, "attempt", attempt)
+		d = c.serve(conn, Connected{ConnID: conn.id, Attempt: attempt,
+			Subprotocol: conn.ws.Subprotocol(), Header: resp.Header})
+		if d.Uptime >= c.s.stableAfter {
+			// It stayed up: the next failure starts a fresh count.
+			c.bo.Reset()
+			attempt = 0
+		}
+		d.Attempt = max(attempt, 1)
+		dec := Decision{Action: Stop}
+		if !c.closeRequested() {
+			dec = c.decide(d)
+		}
+		log.Info("resocket: disconnected", "conn", conn.id, "code", int(d.Code), "reason", d.Reason,
+			"err", d.Err, "uptime", d.Uptime, "decision", dec.Action)
+		c.emit(Disconnected{ConnID: conn.id, Disconnect: d, Decision: dec})
+		if end, err := c.await(d, dec, attempt+1); end {
+			return err
+		}
+	}
+}
+
+// open dials a connection and runs OnConnect on it. On failure it returns
+// a nil Conn and why.
+func (c *Client) open() (*Conn, *http.Response, Disconnect) {
+	ws, resp, err := c.handshake()
+	if err != nil {
+		return nil, nil, dialDisconnect(err, resp)
+	}
+	conn := newConn(ws, c.s.ReadLimit)
+	c.mu.Lock()
+	req := c.closeReq
+	if req == nil {
+		c.live = conn
+	}
+	c.mu.Unlock()
+	if req != nil {
+		// Closed while the handshake ran: nobody else saw this connection.
+		if !req.terminate {
+			conn.sendClose(req.code, req.reason, time.Now().Add(time.Second))
+		}
+		conn.kill(errConnEnded)
+		return nil, nil, Disconnect{}
+	}
+	if c.s.OnConnect != nil {
+		if err := c.s.OnConnect(c.ctx, conn); err != nil {
+			c.dropLive(conn, StatusNormalClosure, "OnConnect failed")
+			return nil, nil, Disconnect{Code: StatusAbnormalClosure,
+				Err: fmt.Errorf("resocket: OnConnect: %w", err), Uptime: time.Since(conn.opened)}
+		}
+		if c.closeRequested() { // OnConnect called Close; its frame is out
+			c.dropLive(conn, 0, "")
+			return nil, nil, Disconnect{}
+		}
+	}
+	return conn, resp, Disconnect{}
+}
+
+// dropLive ends a connection that never reached serve, with a close frame
+// when code is not 0.
+func (c *Client) dropLive(conn *Conn, code StatusCode, reason string) {
+	if code != 0 {
+		conn.sendClose(code, reason, time.Now().Add(time.Second))
+	}
+	conn.kill(errConnEnded)
+	c.mu.Lock()
+	c.live = nil
+	c.mu.Unlock()
+}
+
+// serve runs one open connection: keepalive, flushing the send buffer,
+// reading, until it ends. It returns why, once every helper has stopped.
+func (c *Client) serve(conn *Conn, connected Connected) Disconnect {
+	var ka *keepalive
+	if c.s.keepalive {
+		ka = startKeepalive(conn, c.s.PingInterval, c.s.PongTimeout)
+	}
+	var flushing sync.WaitGroup
+	c.mu.Lock()
+	if c.queue.len() == 0 {
+		c.markReadyLocked(conn)
+	} else {
+		// Flush beside the reader: a peer that answers what we flush must
+		// not block on us while we block on it.
+		flushing.Add(1)
+		go c.flush(conn, &flushing)
+	}
+	c.mu.Unlock()
+	c.emit(connected)
+
+	d := c.read(conn)
+
+	conn.kill(errConnEnded) // stops the flusher and any Send blocked on the socket
+	flushing.Wait()
+	ka.stop()
+	c.mu.Lock()
+	if c.ready == conn {
+		c.ready = nil
+		c.readyCh = make(chan struct{})
+	}
+	c.live = nil
+	c.mu.Unlock()
+	d.Uptime = time.Since(conn.opened)
+	return d
+}
+
+// markReadyLocked makes conn the one Send writes to directly.
+func (c *Client) markReadyLocked(conn *Conn) {
+	c.ready = conn
+	if c.closeReq == nil {
+		c.state = StateConnected
+	}
+	close(c.readyCh)
+}
+
+// flush writes the send buffer in order on a fresh connection, then makes
+// the connection ready. A message stays buffered until its write succeeds.
+func (c *Client) flush(conn *Conn, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		c.mu.Lock()
+		if c.closeReq != nil || conn.killed.Load() {
+			c.mu.Unlock()
+			return
+		}
+		if c.queue.len() == 0 {
+			c.markReadyLocked(conn)
+			c.mu.Unlock()
+			return
+		}
+		m := c.queue.front() // only flush removes from the front
+		c.mu.Unlock()
+		if err := conn.write(c.ctx, m.Type, m.Data); err != nil {
+			return
+		}
+		c.mu.Lock()
+		c.queue.pop()
+		c.mu.Unlock()
+	}
+}
+
+// decide asks the policy.
+func (c *Client) decide(d Disconnect) Decision {
+	dec := c.s.policy(d)
+	dec.MinDelay = max(dec.MinDelay, 0)
+	return dec
+}
+
+// await carries out a decision: it reports whether the client ends, and
+// with what error, or waits out the backoff before the next attempt.
+func (c *Client) await(d Disconnect, dec Decision, next int) (end bool, err error) {
+	c.mu.Lock()
+	c.last = d
+	c.mu.Unlock()
+	switch dec.Action {
+	case Stop:
+		return true, nil
+	case Reconnect:
+	default:
+		return true, fmt.Errorf("%w: %w", ErrGaveUp, d.cause())
+	}
+	if c.closeRequested() {
+		return true, nil
+	}
+	delay := c.bo.NextBackOff()
+	if delay == backoff.Stop {
+		return true, fmt.Errorf("%w: backoff stopped after attempt %d: %w", ErrGaveUp, d.Attempt, d.cause())
+	}
+	delay = max(delay, dec.MinDelay)
+	c.mu.Lock()
+	if c.closeReq == nil {
+		c.state = StateReconnecting
+	}
+	c.mu.Unlock()
+	c.s.logger.Debug("resocket: reconnecting", "attempt", next, "delay", delay)
+	c.emit(Reconnecting{Attempt: next, Delay: delay})
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false, nil
+	case <-c.closing:
+		return true, nil
+	}
+}
+
+func (c *Client) closeRequested() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeReq != nil
+}
+
+// emit delivers an event, waiting for the reader: that wait is what slows
+// reading from the socket when the reader falls behind. After Close it
+// waits no later than CloseTimeout from the Close; after Terminate, not at
+// all.
+func (c *Client) emit(ev Event) {
+	select {
+	case c.events <- ev:
+		return
+	default:
+	}
+	select {
+	case c.events <- ev:
+	case <-c.abandon:
+		c.emitNow(ev)
+	case <-c.closing:
+		t := time.NewTimer(time.Until(c.closeBy))
+		defer t.Stop()
+		select {
+		case c.events <- ev:
+		case <-c.abandon:
+			c.emitNow(ev)
+		case <-t.C:
+			c.abandonEvents()
+			c.emitNow(ev)
+		}
+	}
+}
+
+// emitNow delivers ev if the channel has room, and drops it otherwise.
+func (c *Client) emitNow(ev Event) {
+	select {
+	case c.events <- ev:
+	default:
+	}
+}
+
+// finish ends the client: Closed with what was never sent, then the
+// channel closes and Done.
+func (c *Client) finish(err error) {
+	c.mu.Lock()
+	c.state = StateClosed
+	c.err = err
+	unsent := c.queue.drain()
+	c.mu.Unlock()
+	c.cancel()
+	if err != nil {
+		c.s.logger.Warn("resocket: gave up", "url", c.s.url.Redacted(), "err", err)
+	}
+	c.emit(Closed{Err: err, Unsent: unsent})
+	close(c.events)
+	close(c.done)
+}
