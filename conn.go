@@ -93,14 +93,19 @@ func (c *Conn) write(ctx context.Context, typ MessageType, data []byte) error {
 		c.hasDeadline = false
 	}
 	var stop func() bool
+	var interrupted chan struct{}
 	if ctx.Done() != nil {
 		// gorilla sets the socket's deadline per frame, so cancelling means
 		// pulling that deadline into the past while the write blocks.
-		stop = context.AfterFunc(ctx, func() { c.ws.NetConn().SetWriteDeadline(longAgo) })
+		interrupted = make(chan struct{})
+		stop = context.AfterFunc(ctx, func() {
+			_ = c.ws.NetConn().SetWriteDeadline(longAgo)
+			close(interrupted)
+		})
 	}
 	err := c.ws.WriteMessage(int(typ), data)
-	if stop != nil {
-		stop()
+	if stop != nil && !stop() {
+		<-interrupted // no goroutine of ours outlives the call
 	}
 	if err == nil || errors.Is(err, errCloseSent) {
 		return err

@@ -3,10 +3,13 @@ module github.com/resocket/resocket
 go 1.24
 
 require (
-	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
-	github.com/gorilla/websocket v1.5.3 // indirect
+	github.com/cenkalti/backoff/v4 v4.3.0
+	github.com/gorilla/websocket v1.5.3
+	github.com/stretchr/testify v1.12.1
+	go.uber.org/goleak v1.3.0
+)
+
+require (
 	github.com/stretchr/objx v0.5.3 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 )

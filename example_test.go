@@ -1,0 +1,178 @@
+package resocket_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/resocket/resocket"
+)
+
+// exampleServer is an echo server on 127.0.0.1 whose first connection the
+// server closes with closeFirst (0: never).
+func exampleServer(closeFirst int) (url string, stop func()) {
+	var up websocket.Upgrader
+	var first atomic.Bool
+	first.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		if closeFirst != 0 && first.Swap(false) {
+			msg := websocket.FormatCloseMessage(closeFirst, "restarting")
+			_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			_, _, _ = ws.ReadMessage() // wait for the client's answer
+			return
+		}
+		for {
+			typ, data, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := ws.WriteMessage(typ, data); err != nil {
+				return
+			}
+		}
+	}))
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), srv.Close
+}
+
+func ExampleDial() {
+	url, stop := exampleServer(0)
+	defer stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := resocket.Dial(ctx, url, resocket.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close(resocket.StatusNormalClosure, "done")
+
+	_ = c.SendText(ctx, "hello")
+	for ev := range c.Events() {
+		if m, ok := ev.(resocket.Message); ok {
+			fmt.Printf("%s\n", m.Data)
+			return
+		}
+	}
+	// Output: hello
+}
+
+func ExampleClient_Events() {
+	// The server closes the first connection with 1012 Service Restart.
+	url, stop := exampleServer(int(resocket.StatusServiceRestart))
+	defer stop()
+
+	c, err := resocket.New(url, resocket.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for ev := range c.Events() {
+		switch ev := ev.(type) {
+		case resocket.Connected:
+			fmt.Println("connected, attempt", ev.Attempt)
+			if ev.Attempt == 2 {
+				_ = c.Close(resocket.StatusNormalClosure, "done")
+			}
+		case resocket.Disconnected:
+			fmt.Println("disconnected:", ev.Disconnect.Code, "->", ev.Decision.Action)
+		case resocket.Closed:
+			fmt.Println("closed, err:", ev.Err)
+		}
+	}
+	// Output:
+	// connected, attempt 1
+	// disconnected: 1012 (service restart) -> reconnect
+	// connected, attempt 2
+	// disconnected: 1000 (normal closure) -> stop
+	// closed, err: <nil>
+}
+
+func ExampleClient_Close() {
+	url, stop := exampleServer(0)
+	defer stop()
+
+	c, err := resocket.Dial(context.Background(), url, resocket.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(c.Close(resocket.StatusNormalClosure, "bye"))
+	fmt.Println(c.State())
+	fmt.Println(errors.Is(c.SendText(context.Background(), "late"), resocket.ErrClosed))
+	// Output:
+	// <nil>
+	// closed
+	// true
+}
+
+func ExamplePolicy() {
+	// Treat the application's 4001 "token expired" as worth a reconnect
+	// (HeaderFunc fetches a fresh token before each attempt), give up on
+	// 4003, and leave everything else to the default policy.
+	policy := func(d resocket.Disconnect) resocket.Decision {
+		switch d.Code {
+		case 4001:
+			return resocket.Decision{Action: resocket.Reconnect}
+		case 4003:
+			return resocket.Decision{Action: resocket.GiveUp}
+		}
+		return resocket.DefaultPolicy(d)
+	}
+	fmt.Println(policy(resocket.Disconnect{Code: 4003}).Action)
+	fmt.Println(policy(resocket.Disconnect{Code: resocket.StatusServiceRestart}).Action)
+	fmt.Println(policy(resocket.Disconnect{Code: resocket.StatusNormalClosure}).Action)
+	// Output:
+	// give up
+	// reconnect
+	// stop
+}
+
+func ExampleDefaultPolicy() {
+	d := resocket.DefaultPolicy(resocket.Disconnect{HTTPStatus: 503, RetryAfter: 30 * time.Second})
+	fmt.Println(d.Action, d.MinDelay)
+	d = resocket.DefaultPolicy(resocket.Disconnect{Code: resocket.StatusTryAgainLater})
+	fmt.Println(d.Action, d.MinDelay)
+	// Output:
+	// reconnect 30s
+	// reconnect 5s
+}
+
+func ExampleCloseStatus() {
+	err := fmt.Errorf("stream ended: %w", resocket.CloseError{Code: resocket.StatusPolicyViolation, Reason: "banned"})
+	fmt.Println(resocket.CloseStatus(err))
+	fmt.Println(resocket.CloseStatus(errors.New("no close frame here")))
+	// Output:
+	// 1008 (policy violation)
+	// -1
+}
+
+func ExampleClient_Err() {
+	// A server that refuses every handshake with 403 Forbidden.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	defer srv.Close()
+
+	c, err := resocket.New("ws"+strings.TrimPrefix(srv.URL, "http"), resocket.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for range c.Events() {
+	}
+	var he *resocket.HandshakeError
+	fmt.Println(errors.Is(c.Err(), resocket.ErrGaveUp), errors.As(c.Err(), &he), he.Status)
+	// Output: true true 403
+}
