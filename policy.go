@@ -111,7 +111,7 @@ func DefaultPolicy(d Disconnect) Decision {
 func handshakePolicy(d Disconnect) Decision {
 	switch s := d.HTTPStatus; {
 	case s == 429 || s == 503:
-		return Decision{Action: Reconnect, MinDelay: d.RetryAfter}
+		return Decision{Action: Reconnect, MinDelay: max(d.RetryAfter, 0)}
 	case s == 408 || (s >= 500 && s <= 599):
 		return Decision{Action: Reconnect}
 	}
