@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"sync"
 	"time"
 
@@ -53,8 +54,18 @@ type Client struct {
 	readyCh  chan struct{} // closed while ready != nil
 	dialing  net.Conn      // the raw connection of a handshake under way
 	queue    sendQueue
-	last     Disconnect // the latest Disconnect, for Dial's error
+	last     Disconnect // the latest Disconnect, for Dial's error and Stats
 	err      error
+
+	urls        []*url.URL // endpoints, tried in turn
+	urlIndex    int        // the one for the current or next attempt
+	attempts    int        // in total, for Stats
+	connects    int        // in total, for Stats
+	nextAttempt time.Time  // while waiting out a backoff
+
+	// wake carries a ForceReconnect to the loop's backoff wait.
+	wake     chan struct{}
+	counters counters
 }
 
 type closeRequest struct {
@@ -85,6 +96,8 @@ func New(url string, cfg Config) (*Client, error) {
 		state:   StateConnecting,
 		readyCh: make(chan struct{}),
 		queue:   sendQueue{limit: s.sendBuffer},
+		urls:    s.urls,
+		wake:    make(chan struct{}, 1),
 	}
 	if c.bo == nil {
 		cancel()
@@ -110,16 +123,18 @@ func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.waitConnected(ctx); err != nil {
+	if err := c.WaitConnected(ctx); err != nil {
 		c.Terminate()
 		return nil, err
 	}
 	return c, nil
 }
 
-// waitConnected blocks until the client is connected, has ended, or ctx
-// ends.
-func (c *Client) waitConnected(ctx context.Context) error {
+// WaitConnected blocks until the client is connected (OnConnect run and the
+// send buffer flushed), and returns nil; or until it has ended, and returns
+// Err or an error wrapping ErrClosed; or until ctx ends, and returns an
+// error wrapping ctx's and the last attempt's.
+func (c *Client) WaitConnected(ctx context.Context) error {
 	c.mu.Lock()
 	ready := c.readyCh
 	c.mu.Unlock()
@@ -136,9 +151,9 @@ func (c *Client) waitConnected(ctx context.Context) error {
 		last := c.last
 		c.mu.Unlock()
 		if last.Attempt == 0 {
-			return fmt.Errorf("resocket: dial %s: %w", c.s.url.Redacted(), ctx.Err())
+			return fmt.Errorf("resocket: waiting for a connection: %w", ctx.Err())
 		}
-		return fmt.Errorf("resocket: dial %s: %w (last attempt: %w)", c.s.url.Redacted(), ctx.Err(), last.cause())
+		return fmt.Errorf("resocket: waiting for a connection: %w (last attempt: %w)", ctx.Err(), last.cause())
 	}
 }
 
@@ -283,6 +298,29 @@ func (c *Client) requestClose(req *closeRequest) (first bool, live *Conn) {
 	})
 	c.cancel()
 	return first, live
+}
+
+// ForceReconnect drops the current connection, without a closing
+// handshake, and dials again at once; while the client waits out a backoff
+// it cuts the wait short. Use it when you know the link is stale (after a
+// network change, say). The policy is not consulted for the dropped
+// connection: its Disconnected carries ErrForcedReconnect and a Reconnect
+// decision. It does nothing once the client is closing or has ended.
+func (c *Client) ForceReconnect() {
+	c.mu.Lock()
+	live := c.live
+	ended := c.closeReq != nil || c.state == StateClosed
+	c.mu.Unlock()
+	if ended {
+		return
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default: // one pending wake-up is enough
+	}
+	if live != nil {
+		live.kill(ErrForcedReconnect)
+	}
 }
 
 func (c *Client) abandonEvents() { c.abandonOnce.Do(func() { close(c.abandon) }) }

@@ -41,6 +41,10 @@ type Config struct {
 	HeaderFunc func(ctx context.Context) (http.Header, error)
 	// Subprotocols are offered in the handshake, in order of preference.
 	Subprotocols []string
+	// URLs are more endpoints of the same service. The client starts with
+	// the URL given to New and moves to the next one (wrapping around)
+	// after a failed attempt or a 1001 Going Away; nil means just the one.
+	URLs []string
 	// Dialer dials each connection; nil means a copy of
 	// websocket.DefaultDialer with a pooled write buffer. The client
 	// copies it and, for wss URLs, turns on TLS session resumption when
@@ -111,7 +115,7 @@ func DefaultBackoff() backoff.BackOff {
 // settings is a Config with its defaults applied and checked.
 type settings struct {
 	Config
-	url        *url.URL
+	urls       []*url.URL // the URL given to New, then Config.URLs
 	dialer     websocket.Dialer
 	policy     Policy
 	logger     *slog.Logger
@@ -127,7 +131,15 @@ func newSettings(rawURL string, cfg Config) (*settings, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	s := &settings{Config: cfg, url: u}
+	s := &settings{Config: cfg, urls: []*url.URL{u}}
+	for _, raw := range cfg.URLs {
+		extra, err := parseURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("Config.URLs: %w", err)
+		}
+		s.urls = append(s.urls, extra)
+	}
+	s.URLs = nil
 	s.Header = cfg.Header.Clone()
 	s.Subprotocols = append([]string(nil), cfg.Subprotocols...)
 	s.policy = cfg.Policy

@@ -22,9 +22,10 @@ var (
 // Conn is one live connection; every reopen makes a new one. The client
 // hands it to OnConnect; it is no longer usable once that connection ends.
 type Conn struct {
-	id     uint64
-	ws     *websocket.Conn
-	opened time.Time
+	id       uint64
+	ws       *websocket.Conn
+	opened   time.Time
+	counters *counters // the client's
 
 	writeMu     sync.Mutex
 	hasDeadline bool // guarded by writeMu: a write deadline is set on ws
@@ -41,8 +42,8 @@ type Conn struct {
 
 var connIDs atomic.Uint64
 
-func newConn(ws *websocket.Conn, readLimit int64) *Conn {
-	c := &Conn{id: connIDs.Add(1), ws: ws, opened: time.Now()}
+func newConn(ws *websocket.Conn, readLimit int64, cs *counters) *Conn {
+	c := &Conn{id: connIDs.Add(1), ws: ws, opened: time.Now(), counters: cs}
 	ws.SetReadLimit(readLimit)
 	ws.SetPongHandler(func(string) error {
 		c.activity.Add(1)
@@ -107,7 +108,12 @@ func (c *Conn) write(ctx context.Context, typ MessageType, data []byte) error {
 	if stop != nil && !stop() {
 		<-interrupted // no goroutine of ours outlives the call
 	}
-	if err == nil || errors.Is(err, errCloseSent) {
+	if err == nil {
+		c.counters.msgsOut.Add(1)
+		c.counters.bytesOut.Add(uint64(len(data)))
+		return nil
+	}
+	if errors.Is(err, errCloseSent) {
 		return err
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && isTimeout(err) {

@@ -51,8 +51,8 @@ func (c *Client) tracked(dial dialFunc) dialFunc {
 	}
 }
 
-// handshake dials one connection: headers, TCP, TLS, HTTP upgrade.
-func (c *Client) handshake() (*websocket.Conn, *http.Response, error) {
+// handshake dials one connection to endpoint: headers, TCP, TLS, HTTP upgrade.
+func (c *Client) handshake(endpoint string) (*websocket.Conn, *http.Response, error) {
 	header := c.s.Header.Clone()
 	if c.s.HeaderFunc != nil {
 		extra, err := c.s.HeaderFunc(c.ctx)
@@ -67,7 +67,7 @@ func (c *Client) handshake() (*websocket.Conn, *http.Response, error) {
 			header[k] = v
 		}
 	}
-	ws, resp, err := c.dialer.DialContext(c.ctx, c.s.url.String(), header)
+	ws, resp, err := c.dialer.DialContext(c.ctx, endpoint, header)
 	c.mu.Lock()
 	c.dialing = nil
 	c.mu.Unlock()

@@ -28,6 +28,9 @@ var (
 	// ErrPongTimeout is the Disconnect.Err of a connection that sent
 	// nothing within PongTimeout of a ping: a half-open or dead link.
 	ErrPongTimeout = errors.New("resocket: no pong within PongTimeout")
+	// ErrForcedReconnect is the Disconnect.Err of a connection dropped by
+	// ForceReconnect.
+	ErrForcedReconnect = errors.New("resocket: reconnect forced")
 	// ErrInvalidURL is wrapped by New and Dial for an empty URL, one without
 	// a host, or a scheme other than ws and wss.
 	ErrInvalidURL = errors.New("resocket: invalid URL")

@@ -11,9 +11,13 @@ import (
 // DialFailed, Reconnecting or Closed; use a type switch.
 type Event interface{ isEvent() }
 
-// Connecting: an attempt to open a connection is starting. Attempt counts
-// the attempts since the last connection that stayed up (1 for the first).
-type Connecting struct{ Attempt int }
+// Connecting: an attempt to open a connection to URL is starting. Attempt
+// counts the attempts since the last connection that stayed up (1 for the
+// first). URL has any password redacted.
+type Connecting struct {
+	Attempt int
+	URL     string
+}
 
 // Connected: a fresh connection is open and OnConnect has run on it.
 // Messages buffered while disconnected are written right after, before any
@@ -23,6 +27,7 @@ type Connected struct {
 	Attempt     int
 	Subprotocol string
 	Header      http.Header
+	URL         string // the endpoint, with any password redacted
 }
 
 // Message is a data message received on connection ConnID. Data is the

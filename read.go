@@ -36,6 +36,8 @@ func (c *Client) read(conn *Conn) Disconnect {
 			return readDisconnect(conn, err)
 		}
 		conn.activity.Add(1)
+		c.counters.msgsIn.Add(1)
+		c.counters.bytesIn.Add(uint64(len(data)))
 		msg := Message{ConnID: conn.id, Type: MessageType(typ), Data: data}
 		select {
 		case c.events <- msg:

@@ -1,8 +1,11 @@
 package resocket
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,58 +28,101 @@ func (c *Client) connectLoop() error {
 			return nil
 		}
 		attempt++
-		c.emit(Connecting{Attempt: attempt})
-		conn, resp, d := c.open()
+		endpoint := c.startAttempt()
+		c.emit(Connecting{Attempt: attempt, URL: endpoint.Redacted()})
+		conn, resp, d := c.open(endpoint.String())
 		if conn == nil {
 			if c.closeRequested() {
 				return nil // the attempt failed because the user closed
 			}
 			d.Attempt = attempt
 			dec := c.decide(d)
-			log.Warn("resocket: attempt failed", "url", c.s.url.Redacted(), "attempt", attempt,
+			log.Warn("resocket: attempt failed", "url", endpoint.Redacted(), "attempt", attempt,
 				"http_status", d.HTTPStatus, "err", d.Err, "decision", dec.Action)
 			c.emit(DialFailed{Disconnect: d, Decision: dec})
+			c.nextURL()
 			if end, err := c.await(d, dec, attempt+1); end {
 				return err
 			}
 			continue
 		}
-		log.Info("resocket: connected", "url", c.s.url.Redacted(), "conn", conn.id, "attempt", attempt)
+		log.Info("resocket: connected", "url", endpoint.Redacted(), "conn", conn.id, "attempt", attempt,
+			"header_names", headerNames(c.s.Header))
 		d = c.serve(conn, Connected{ConnID: conn.id, Attempt: attempt,
-			Subprotocol: conn.ws.Subprotocol(), Header: resp.Header})
+			Subprotocol: conn.ws.Subprotocol(), Header: resp.Header, URL: endpoint.Redacted()})
 		if d.Uptime >= c.s.stableAfter {
 			// It stayed up: the next failure starts a fresh count.
 			c.bo.Reset()
 			attempt = 0
 		}
 		d.Attempt = max(attempt, 1)
-		dec := Decision{Action: Stop}
-		if !c.closeRequested() {
+		var dec Decision
+		switch {
+		case c.closeRequested():
+			dec = Decision{Action: Stop}
+		case errors.Is(d.Err, ErrForcedReconnect):
+			dec = Decision{Action: Reconnect}
+		default:
 			dec = c.decide(d)
 		}
 		log.Info("resocket: disconnected", "conn", conn.id, "code", int(d.Code), "reason", d.Reason,
 			"err", d.Err, "uptime", d.Uptime, "decision", dec.Action)
 		c.emit(Disconnected{ConnID: conn.id, Disconnect: d, Decision: dec})
+		if d.Code == StatusGoingAway {
+			c.nextURL()
+		}
 		if end, err := c.await(d, dec, attempt+1); end {
 			return err
 		}
 	}
 }
 
+// startAttempt counts an attempt and returns the endpoint to dial.
+func (c *Client) startAttempt() *url.URL {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.attempts++
+	c.nextAttempt = time.Time{}
+	return c.urls[c.urlIndex]
+}
+
+// nextURL moves on to the next endpoint, if there is more than one.
+func (c *Client) nextURL() {
+	c.mu.Lock()
+	c.urlIndex = (c.urlIndex + 1) % len(c.urls)
+	c.mu.Unlock()
+}
+
+// headerNames lists the names, never the values, of h: values carry
+// credentials.
+func headerNames(h http.Header) []string {
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
 // open dials a connection and runs OnConnect on it. On failure it returns
 // a nil Conn and why.
-func (c *Client) open() (*Conn, *http.Response, Disconnect) {
-	ws, resp, err := c.handshake()
+func (c *Client) open(endpoint string) (*Conn, *http.Response, Disconnect) {
+	ws, resp, err := c.handshake(endpoint)
 	if err != nil {
 		return nil, nil, dialDisconnect(err, resp)
 	}
-	conn := newConn(ws, c.s.ReadLimit)
+	conn := newConn(ws, c.s.ReadLimit, &c.counters)
 	c.mu.Lock()
 	req := c.closeReq
 	if req == nil {
 		c.live = conn
+		c.connects++
 	}
 	c.mu.Unlock()
+	select {
+	case <-c.wake: // a ForceReconnect during the dial is served by this connection
+	default:
+	}
 	if req != nil {
 		// Closed while the handshake ran: nobody else saw this connection.
 		if !req.terminate {
@@ -202,25 +248,34 @@ func (c *Client) await(d Disconnect, dec Decision, next int) (end bool, err erro
 	default:
 		return true, fmt.Errorf("%w: %w", ErrGaveUp, d.cause())
 	}
-	if c.closeRequested() {
-		return true, nil
+	var delay time.Duration
+	select {
+	case <-c.wake: // ForceReconnect: dial now
+	default:
+		delay = c.bo.NextBackOff()
+		if delay == backoff.Stop {
+			return true, fmt.Errorf("%w: backoff stopped after attempt %d: %w", ErrGaveUp, d.Attempt, d.cause())
+		}
+		delay = max(delay, dec.MinDelay)
 	}
-	delay := c.bo.NextBackOff()
-	if delay == backoff.Stop {
-		return true, fmt.Errorf("%w: backoff stopped after attempt %d: %w", ErrGaveUp, d.Attempt, d.cause())
-	}
-	delay = max(delay, dec.MinDelay)
 	c.mu.Lock()
-	if c.closeReq == nil {
+	closing := c.closeReq != nil
+	if !closing {
 		c.state = StateReconnecting
+		c.nextAttempt = time.Now().Add(delay)
 	}
 	c.mu.Unlock()
+	if closing {
+		return true, nil
+	}
 	c.s.logger.Debug("resocket: reconnecting", "attempt", next, "delay", delay)
 	c.emit(Reconnecting{Attempt: next, Delay: delay})
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return false, nil
+	case <-c.wake:
 		return false, nil
 	case <-c.closing:
 		return true, nil
@@ -279,7 +334,7 @@ func (c *Client) finish(err error) {
 	c.mu.Unlock()
 	c.cancel()
 	if err != nil {
-		c.s.logger.Warn("resocket: gave up", "url", c.s.url.Redacted(), "err", err)
+		c.s.logger.Warn("resocket: gave up", "err", err)
 	}
 	c.emit(Closed{Err: err, Unsent: unsent})
 	close(c.events)
