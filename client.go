@@ -185,13 +185,18 @@ func (c *Client) State() State {
 }
 
 // Send writes a data message. While connected it returns once the frame is
-// written, or with the error that stopped it (ctx's among them; a write cut
-// off half-way drops that connection, and the client reconnects). While
-// not connected it holds the message in the send buffer, to be written in
-// order after OnConnect on the next connection, before any later Send; it
-// returns ErrBufferFull when the buffer is full and ErrNotConnected when
-// buffering is off. After Close, Terminate or a GiveUp it returns
-// ErrClosed. Send is safe from many goroutines at once; data is not
+// written. If the connection closes or fails under the write, the frame is
+// incomplete, so the peer cannot have taken it: the message is kept for the
+// next connection as if sent while disconnected (or, with buffering off,
+// the write's error is returned). If ctx ends first, Send returns ctx's
+// error and the message is dropped; a write cut off half-way drops that
+// connection too, and the client reconnects.
+//
+// While not connected Send holds the message in the send buffer, to be
+// written in order after OnConnect on the next connection, before any later
+// Send; it returns ErrBufferFull when the buffer is full and
+// ErrNotConnected when buffering is off. After Close, Terminate or a
+// GiveUp it returns ErrClosed. Send is safe from many goroutines at once; data is not
 // retained after Send returns unless it is buffered.
 func (c *Client) Send(ctx context.Context, typ MessageType, data []byte) error {
 	if typ != MessageText && typ != MessageBinary {
@@ -199,20 +204,29 @@ func (c *Client) Send(ctx context.Context, typ MessageType, data []byte) error {
 	}
 	c.mu.Lock()
 	conn := c.ready
-	if conn == nil || c.closeReq != nil {
-		err := c.enqueueLocked(typ, data)
+	for conn != nil && c.closeReq == nil {
 		c.mu.Unlock()
-		return err
-	}
-	c.mu.Unlock()
-	err := conn.write(ctx, typ, data)
-	if errors.Is(err, errCloseSent) {
-		// The connection was already closing: none of the message reached
-		// the wire, so it waits for the next connection.
+		err := conn.write(ctx, typ, data)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		// The connection was closing or failed under the write. A failed
+		// write never completes its frame, so the peer cannot have taken
+		// the message: it keeps its place for the next connection. If
+		// that one is up already, write it there.
 		c.mu.Lock()
-		err = c.enqueueLocked(typ, data)
-		c.mu.Unlock()
+		if c.ready == conn || c.ready == nil {
+			qerr := c.enqueueLocked(typ, data) // flushed when the next one opens
+			c.mu.Unlock()
+			if errors.Is(qerr, ErrNotConnected) {
+				return err // no buffer to keep it in: hand it back
+			}
+			return qerr
+		}
+		conn = c.ready
 	}
+	err := c.enqueueLocked(typ, data)
+	c.mu.Unlock()
 	return err
 }
 
@@ -287,7 +301,7 @@ func (c *Client) requestClose(req *closeRequest) (first bool, live *Conn) {
 		c.state = StateClosing
 		c.ready = nil
 		if c.dialing != nil {
-			c.dialing.Close() // gorilla waits for the 101 regardless of ctx
+			_ = c.dialing.Close() // gorilla waits for the 101 regardless of ctx
 		}
 	}
 	live = c.live

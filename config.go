@@ -211,9 +211,23 @@ func (cfg Config) check() error {
 	case cfg.ReadLimit < 0:
 		return bad("ReadLimit", cfg.ReadLimit)
 	}
-	for name := range cfg.Header {
+	return checkHeader(cfg.Header, len(cfg.Subprotocols) > 0)
+}
+
+// checkHeader rejects header names that are not tokens and those the
+// handshake sets itself: gorilla would fail every attempt over them.
+func checkHeader(h http.Header, subprotocols bool) error {
+	for name := range h {
 		if !validHeaderName(name) {
-			return bad("a Header name", fmt.Sprintf("%q", name))
+			return fmt.Errorf("%w: header name %q", ErrInvalidConfig, name)
+		}
+		switch canonical := http.CanonicalHeaderKey(name); canonical {
+		case "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions":
+			return fmt.Errorf("%w: header %s is set by the handshake", ErrInvalidConfig, canonical)
+		case "Sec-Websocket-Protocol":
+			if subprotocols {
+				return fmt.Errorf("%w: header %s conflicts with Subprotocols", ErrInvalidConfig, canonical)
+			}
 		}
 	}
 	return nil

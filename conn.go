@@ -87,10 +87,10 @@ func (c *Conn) write(ctx context.Context, typ MessageType, data []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if dl, ok := ctx.Deadline(); ok {
-		c.ws.SetWriteDeadline(dl)
+		_ = c.ws.SetWriteDeadline(dl) // gorilla only stores it
 		c.hasDeadline = true
 	} else if c.hasDeadline {
-		c.ws.SetWriteDeadline(time.Time{})
+		_ = c.ws.SetWriteDeadline(time.Time{})
 		c.hasDeadline = false
 	}
 	var stop func() bool

@@ -43,7 +43,7 @@ func (c *Client) tracked(dial dialFunc) dialFunc {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.closeReq != nil {
-			conn.Close()
+			_ = conn.Close()
 			return nil, ErrClosed
 		}
 		c.dialing = conn
@@ -51,37 +51,46 @@ func (c *Client) tracked(dial dialFunc) dialFunc {
 	}
 }
 
-// handshake dials one connection to endpoint: headers, TCP, TLS, HTTP upgrade.
-func (c *Client) handshake(endpoint string) (*websocket.Conn, *http.Response, error) {
-	header := c.s.Header.Clone()
+// handshake dials one connection to endpoint: headers, TCP, TLS, HTTP
+// upgrade. It returns the response's headers and status, also on refusal.
+func (c *Client) handshake(endpoint string) (ws *websocket.Conn, header http.Header, status int, err error) {
+	request := c.s.Header.Clone()
 	if c.s.HeaderFunc != nil {
 		extra, err := c.s.HeaderFunc(c.ctx)
 		if err != nil {
-			return nil, nil, fmt.Errorf("resocket: HeaderFunc: %w", err)
+			return nil, nil, 0, fmt.Errorf("resocket: HeaderFunc: %w", err)
 		}
-		if header == nil {
-			header = make(http.Header, len(extra))
+		if request == nil {
+			request = make(http.Header, len(extra))
 		}
 		for k, v := range extra {
-			header.Del(k)
-			header[k] = v
+			request.Del(k)
+			request[k] = v
+		}
+		if err := checkHeader(request, len(c.s.Subprotocols) > 0); err != nil {
+			return nil, nil, 0, fmt.Errorf("resocket: HeaderFunc: %w", err)
 		}
 	}
-	ws, resp, err := c.dialer.DialContext(c.ctx, endpoint, header)
+	ws, resp, err := c.dialer.DialContext(c.ctx, endpoint, request)
 	c.mu.Lock()
 	c.dialing = nil
 	c.mu.Unlock()
-	return ws, resp, err
+	if resp != nil {
+		// gorilla has already read what it keeps of the body.
+		_ = resp.Body.Close()
+		header, status = resp.Header, resp.StatusCode
+	}
+	return ws, header, status, err
 }
 
 // dialDisconnect describes a failed handshake for the policy.
-func dialDisconnect(err error, resp *http.Response) Disconnect {
+func dialDisconnect(err error, header http.Header, status int) Disconnect {
 	d := Disconnect{Code: StatusAbnormalClosure, Err: err}
 	switch {
-	case resp != nil && errors.Is(err, websocket.ErrBadHandshake):
-		d.HTTPStatus = resp.StatusCode
-		d.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		d.Err = &HandshakeError{Status: resp.StatusCode, RetryAfter: d.RetryAfter}
+	case status != 0 && errors.Is(err, websocket.ErrBadHandshake):
+		d.HTTPStatus = status
+		d.RetryAfter = parseRetryAfter(header.Get("Retry-After"), time.Now())
+		d.Err = &HandshakeError{Status: status, RetryAfter: d.RetryAfter}
 	case isCertificateError(err):
 		d.Code = StatusTLSHandshake
 	}

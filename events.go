@@ -11,7 +11,7 @@ import (
 // DialFailed, Reconnecting or Closed; use a type switch.
 type Event interface{ isEvent() }
 
-// Connecting: an attempt to open a connection to URL is starting. Attempt
+// Connecting reports that an attempt to open a connection to URL is starting. Attempt
 // counts the attempts since the last connection that stayed up (1 for the
 // first). URL has any password redacted.
 type Connecting struct {
@@ -19,7 +19,7 @@ type Connecting struct {
 	URL     string
 }
 
-// Connected: a fresh connection is open and OnConnect has run on it.
+// Connected reports that a fresh connection is open and OnConnect has run on it.
 // Messages buffered while disconnected are written right after, before any
 // later Send. Header holds the server's handshake response headers.
 type Connected struct {
@@ -38,21 +38,21 @@ type Message struct {
 	Data   []byte
 }
 
-// Disconnected: a live connection ended; Decision says what comes next.
+// Disconnected reports that a live connection ended; Decision says what comes next.
 type Disconnected struct {
 	ConnID     uint64
 	Disconnect Disconnect
 	Decision   Decision
 }
 
-// DialFailed: an attempt never opened (refused, unreachable, handshake or
+// DialFailed reports that an attempt never opened (refused, unreachable, handshake or
 // OnConnect failed); Decision says what comes next.
 type DialFailed struct {
 	Disconnect Disconnect
 	Decision   Decision
 }
 
-// Reconnecting: the client waits Delay before attempt number Attempt.
+// Reconnecting reports that the client waits Delay before attempt number Attempt.
 type Reconnecting struct {
 	Attempt int
 	Delay   time.Duration

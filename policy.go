@@ -1,6 +1,7 @@
 package resocket
 
 import (
+	"errors"
 	"strconv"
 	"time"
 )
@@ -88,10 +89,14 @@ const tryAgainLaterDelay = 5 * time.Second
 //	anything else            GiveUp (not a WebSocket endpoint)
 //
 // Network errors (refused, reset, timeout, DNS) arrive as 1006 and
-// reconnect.
+// reconnect. An error wrapping ErrInvalidConfig (a HeaderFunc returning a
+// header the handshake sets itself) gives up.
 func DefaultPolicy(d Disconnect) Decision {
 	if d.HTTPStatus != 0 {
 		return handshakePolicy(d)
+	}
+	if errors.Is(d.Err, ErrInvalidConfig) {
+		return Decision{Action: GiveUp} // retrying cannot fix it
 	}
 	switch c := d.Code; {
 	case c == StatusNormalClosure:

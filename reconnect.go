@@ -30,18 +30,18 @@ func (c *Client) connectLoop() error {
 		attempt++
 		endpoint := c.startAttempt()
 		c.emit(Connecting{Attempt: attempt, URL: endpoint.Redacted()})
-		conn, resp, d := c.open(endpoint.String())
+		conn, header, d := c.open(endpoint.String())
 		if conn == nil {
 			if c.closeRequested() {
 				return nil // the attempt failed because the user closed
 			}
 			d.Attempt = attempt
-			dec := c.decide(d)
+			dec, delay, err := c.plan(d, c.decide(d))
 			log.Warn("resocket: attempt failed", "url", endpoint.Redacted(), "attempt", attempt,
 				"http_status", d.HTTPStatus, "err", d.Err, "decision", dec.Action)
 			c.emit(DialFailed{Disconnect: d, Decision: dec})
 			c.nextURL()
-			if end, err := c.await(d, dec, attempt+1); end {
+			if dec.Action != Reconnect || !c.wait(delay, attempt+1) {
 				return err
 			}
 			continue
@@ -49,7 +49,7 @@ func (c *Client) connectLoop() error {
 		log.Info("resocket: connected", "url", endpoint.Redacted(), "conn", conn.id, "attempt", attempt,
 			"header_names", headerNames(c.s.Header))
 		d = c.serve(conn, Connected{ConnID: conn.id, Attempt: attempt,
-			Subprotocol: conn.ws.Subprotocol(), Header: resp.Header, URL: endpoint.Redacted()})
+			Subprotocol: conn.ws.Subprotocol(), Header: header, URL: endpoint.Redacted()})
 		if d.Uptime >= c.s.stableAfter {
 			// It stayed up: the next failure starts a fresh count.
 			c.bo.Reset()
@@ -65,13 +65,14 @@ func (c *Client) connectLoop() error {
 		default:
 			dec = c.decide(d)
 		}
+		dec, delay, err := c.plan(d, dec)
 		log.Info("resocket: disconnected", "conn", conn.id, "code", int(d.Code), "reason", d.Reason,
 			"err", d.Err, "uptime", d.Uptime, "decision", dec.Action)
 		c.emit(Disconnected{ConnID: conn.id, Disconnect: d, Decision: dec})
 		if d.Code == StatusGoingAway {
 			c.nextURL()
 		}
-		if end, err := c.await(d, dec, attempt+1); end {
+		if dec.Action != Reconnect || !c.wait(delay, attempt+1) {
 			return err
 		}
 	}
@@ -104,12 +105,12 @@ func headerNames(h http.Header) []string {
 	return names
 }
 
-// open dials a connection and runs OnConnect on it. On failure it returns
-// a nil Conn and why.
-func (c *Client) open(endpoint string) (*Conn, *http.Response, Disconnect) {
-	ws, resp, err := c.handshake(endpoint)
+// open dials a connection and runs OnConnect on it. It returns the
+// connection and the server's handshake headers, or a nil Conn and why.
+func (c *Client) open(endpoint string) (*Conn, http.Header, Disconnect) {
+	ws, header, status, err := c.handshake(endpoint)
 	if err != nil {
-		return nil, nil, dialDisconnect(err, resp)
+		return nil, nil, dialDisconnect(err, header, status)
 	}
 	conn := newConn(ws, c.s.ReadLimit, &c.counters)
 	c.mu.Lock()
@@ -142,7 +143,7 @@ func (c *Client) open(endpoint string) (*Conn, *http.Response, Disconnect) {
 			return nil, nil, Disconnect{}
 		}
 	}
-	return conn, resp, Disconnect{}
+	return conn, header, Disconnect{}
 }
 
 // dropLive ends a connection that never reached serve, with a close frame
@@ -175,7 +176,10 @@ func (c *Client) serve(conn *Conn, connected Connected) Disconnect {
 		go c.flush(conn, &flushing)
 	}
 	c.mu.Unlock()
+	conn.busy.Store(true) // a slow reader of Connected is not a dead link
 	c.emit(connected)
+	conn.activity.Add(1)
+	conn.busy.Store(false)
 
 	d := c.read(conn)
 
@@ -186,6 +190,9 @@ func (c *Client) serve(conn *Conn, connected Connected) Disconnect {
 	if c.ready == conn {
 		c.ready = nil
 		c.readyCh = make(chan struct{})
+	}
+	if c.closeReq == nil {
+		c.state = StateReconnecting // until the policy says otherwise
 	}
 	c.live = nil
 	c.mu.Unlock()
@@ -235,29 +242,37 @@ func (c *Client) decide(d Disconnect) Decision {
 	return dec
 }
 
-// await carries out a decision: it reports whether the client ends, and
-// with what error, or waits out the backoff before the next attempt.
-func (c *Client) await(d Disconnect, dec Decision, next int) (end bool, err error) {
+// plan turns the policy's decision into what happens next: a Reconnect
+// gets its delay, the larger of the backoff's and MinDelay, unless the
+// backoff has run out, which makes it a GiveUp. err is why the client ends
+// after a GiveUp.
+func (c *Client) plan(d Disconnect, dec Decision) (_ Decision, delay time.Duration, err error) {
 	c.mu.Lock()
 	c.last = d
 	c.mu.Unlock()
 	switch dec.Action {
 	case Stop:
-		return true, nil
+		return dec, 0, nil
 	case Reconnect:
 	default:
-		return true, fmt.Errorf("%w: %w", ErrGaveUp, d.cause())
+		return Decision{Action: GiveUp}, 0, fmt.Errorf("%w: %w", ErrGaveUp, d.cause())
 	}
-	var delay time.Duration
 	select {
 	case <-c.wake: // ForceReconnect: dial now
+		return dec, 0, nil
 	default:
-		delay = c.bo.NextBackOff()
-		if delay == backoff.Stop {
-			return true, fmt.Errorf("%w: backoff stopped after attempt %d: %w", ErrGaveUp, d.Attempt, d.cause())
-		}
-		delay = max(delay, dec.MinDelay)
 	}
+	delay = c.bo.NextBackOff()
+	if delay == backoff.Stop {
+		return Decision{Action: GiveUp}, 0,
+			fmt.Errorf("%w: backoff stopped after attempt %d: %w", ErrGaveUp, d.Attempt, d.cause())
+	}
+	return dec, max(delay, dec.MinDelay), nil
+}
+
+// wait waits out delay before attempt next. It reports false when the
+// client is closed meanwhile.
+func (c *Client) wait(delay time.Duration, next int) bool {
 	c.mu.Lock()
 	closing := c.closeReq != nil
 	if !closing {
@@ -266,7 +281,7 @@ func (c *Client) await(d Disconnect, dec Decision, next int) (end bool, err erro
 	}
 	c.mu.Unlock()
 	if closing {
-		return true, nil
+		return false
 	}
 	c.s.logger.Debug("resocket: reconnecting", "attempt", next, "delay", delay)
 	c.emit(Reconnecting{Attempt: next, Delay: delay})
@@ -274,11 +289,11 @@ func (c *Client) await(d Disconnect, dec Decision, next int) (end bool, err erro
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return false, nil
+		return true
 	case <-c.wake:
-		return false, nil
+		return true
 	case <-c.closing:
-		return true, nil
+		return false
 	}
 }
 

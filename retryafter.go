@@ -28,7 +28,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		case err != nil:
 			return 0 // digits that are not a plain count, such as "1.5"
 		}
-		return time.Duration(secs) * time.Second
+		return time.Duration(secs) * time.Second //nolint:gosec // secs ≤ maxRetryAfter in seconds
 	}
 	when, err := http.ParseTime(v)
 	if err != nil {

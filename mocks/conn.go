@@ -215,7 +215,7 @@ func (c *Conn) Received() [][]byte {
 // was already sent, or the write error. On a silent connection the frame is
 // written too, but no reply is awaited.
 func (c *Conn) CloseWith(code int, reason string) error {
-	payload := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
+	payload := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code)) //nolint:gosec // any code, invalid ones too, on purpose
 	return c.CloseWithPayload(append(payload, reason...))
 }
 
@@ -317,7 +317,7 @@ func (c *Conn) CloseReceived() (code int, reason string, ok bool) {
 // 64-bit length encoding by the payload's size, without any validation: for
 // WriteRaw.
 func Frame(fin bool, opcode int, payload []byte) []byte {
-	b0 := byte(opcode) & 0x0F
+	b0 := byte(opcode) & 0x0F //nolint:gosec // the low 4 bits, whatever the caller passed
 	if fin {
 		b0 |= 0x80
 	}

@@ -235,7 +235,7 @@ func (s *Server) Refuse(status int, retryAfter string, n int) {
 	s.refuseStatus, s.refuseRetryAfter, s.refuseN = status, retryAfter, n
 }
 
-// StallHandshakes, while on, holds every arriving handshake request open
+// StallHandshakes makes the server, while on, hold every arriving handshake request open
 // without answering it, until StallHandshakes(false) (the held requests are
 // then answered normally, refused or upgraded), until the client goes away,
 // or until Close (the connection is then closed unanswered).
