@@ -176,3 +176,113 @@ func ExampleClient_Err() {
 	fmt.Println(errors.Is(c.Err(), resocket.ErrGaveUp), errors.As(c.Err(), &he), he.Status)
 	// Output: true true 403
 }
+
+func ExampleClient_WaitConnected() {
+	url, stop := exampleServer(0)
+	defer stop()
+
+	c, err := resocket.New(url, resocket.Config{}) // returns at once
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Terminate()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fmt.Println(c.WaitConnected(ctx), c.State())
+	// Output: <nil> connected
+}
+
+func ExampleClient_ForceReconnect() {
+	url, stop := exampleServer(0)
+	defer stop()
+
+	c, err := resocket.Dial(context.Background(), url, resocket.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Terminate()
+	// After a network change the old link may be dead without knowing it.
+	c.ForceReconnect()
+	dropped := false
+	for ev := range c.Events() {
+		switch ev := ev.(type) {
+		case resocket.Disconnected:
+			dropped = true
+			fmt.Println("dropped:", errors.Is(ev.Disconnect.Err, resocket.ErrForcedReconnect), ev.Decision.Action)
+		case resocket.Connected:
+			if dropped {
+				fmt.Println("back on a new connection")
+				return
+			}
+		}
+	}
+	// Output:
+	// dropped: true reconnect
+	// back on a new connection
+}
+
+func ExampleClient_Stats() {
+	url, stop := exampleServer(0)
+	defer stop()
+
+	c, err := resocket.Dial(context.Background(), url, resocket.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Terminate()
+	_ = c.SendText(context.Background(), "ping")
+	<-c.Events() // Connecting
+	<-c.Events() // Connected
+	<-c.Events() // the echo
+	s := c.Stats()
+	fmt.Println(s.State, s.Attempts, s.MessagesOut, s.BytesOut, s.MessagesIn, s.NextAttempt.IsZero())
+	// Output: connected 1 1 4 1 true
+}
+
+func ExampleClient_SendJSON() {
+	url, stop := exampleServer(0)
+	defer stop()
+
+	c, err := resocket.Dial(context.Background(), url, resocket.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Terminate()
+	type subscribe struct {
+		Channel string `json:"channel"`
+	}
+	_ = c.SendJSON(context.Background(), subscribe{Channel: "prices"})
+	for ev := range c.Events() {
+		if m, ok := ev.(resocket.Message); ok {
+			var echo subscribe
+			fmt.Println(m.DecodeJSON(&echo), echo.Channel)
+			return
+		}
+	}
+	// Output: <nil> prices
+}
+
+func ExampleConfig_uRLs() {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	up, stop := exampleServer(0)
+	defer stop()
+
+	// The first endpoint refuses; the client moves on to the next one.
+	c, err := resocket.Dial(context.Background(), "ws"+strings.TrimPrefix(down.URL, "http"), resocket.Config{
+		URLs: []string{up},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Terminate()
+	fmt.Println(c.Stats().URL == up, c.Stats().Attempts)
+	// Output: true 2
+}
