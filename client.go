@@ -207,7 +207,7 @@ func (c *Client) Send(ctx context.Context, typ MessageType, data []byte) error {
 	for conn != nil && c.closeReq == nil {
 		c.mu.Unlock()
 		err := conn.write(ctx, typ, data)
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
 		// The connection was closing or failed under the write. A failed
@@ -299,7 +299,6 @@ func (c *Client) requestClose(req *closeRequest) (first bool, live *Conn) {
 		first = true
 		c.closeReq = req
 		c.state = StateClosing
-		c.ready = nil
 		if c.dialing != nil {
 			_ = c.dialing.Close() // gorilla waits for the 101 regardless of ctx
 		}

@@ -24,10 +24,9 @@ const (
 	DefaultReadLimit    = 16 << 20         // 16 MiB: the largest message accepted
 )
 
-// defaultStableAfter is how long a connection must stay up before the
-// backoff and the attempt count reset: a server that accepts and drops at
-// once must not get a tight reconnect loop.
-const defaultStableAfter = 5 * time.Second
+// DefaultStableAfter is how long a connection must stay up, by default,
+// before the backoff and the attempt count reset.
+const DefaultStableAfter = 5 * time.Second
 
 // Config tunes a Client. The zero value is ready to use: each field's
 // comment gives the meaning of its zero value. New copies the Config, so
@@ -87,9 +86,11 @@ type Config struct {
 	// Logger receives structured lifecycle logs; nil means silent.
 	// Header values are never logged.
 	Logger *slog.Logger
-
-	// stableAfter overrides defaultStableAfter in tests.
-	stableAfter time.Duration
+	// StableAfter is how long a connection must stay up before the backoff
+	// and the attempt count reset, so that a server that accepts and drops
+	// at once gets growing delays, not a tight loop; 0 means
+	// DefaultStableAfter.
+	StableAfter time.Duration
 }
 
 // DefaultBackoff returns the backoff used when Config.Backoff is nil:
@@ -165,7 +166,7 @@ func newSettings(rawURL string, cfg Config) (*settings, error) {
 	s.PongTimeout = orDefault(cfg.PongTimeout, DefaultPongTimeout)
 	s.CloseTimeout = orDefault(cfg.CloseTimeout, DefaultCloseTimeout)
 	s.ReadLimit = orDefault(cfg.ReadLimit, DefaultReadLimit)
-	s.stableAfter = orDefault(cfg.stableAfter, defaultStableAfter)
+	s.StableAfter = orDefault(cfg.StableAfter, DefaultStableAfter)
 	s.dialer = newDialer(cfg.Dialer, u.Scheme == "wss")
 	if len(s.Subprotocols) > 0 {
 		s.dialer.Subprotocols = s.Subprotocols
@@ -210,6 +211,8 @@ func (cfg Config) check() error {
 		return bad("CloseTimeout", cfg.CloseTimeout)
 	case cfg.ReadLimit < 0:
 		return bad("ReadLimit", cfg.ReadLimit)
+	case cfg.StableAfter < 0:
+		return bad("StableAfter", cfg.StableAfter)
 	}
 	return checkHeader(cfg.Header, len(cfg.Subprotocols) > 0)
 }

@@ -116,8 +116,14 @@ func (c *Conn) write(ctx context.Context, typ MessageType, data []byte) error {
 	if errors.Is(err, errCloseSent) {
 		return err
 	}
-	if ctxErr := ctx.Err(); ctxErr != nil && isTimeout(err) {
-		err = ctxErr
+	if isTimeout(err) {
+		// The socket's deadline is ctx's, but may pass before ctx's own
+		// timer has fired.
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = ctxErr
+		} else if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			err = context.DeadlineExceeded
+		}
 	}
 	c.kill(err)
 	return err

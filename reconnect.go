@@ -50,7 +50,7 @@ func (c *Client) connectLoop() error {
 			"header_names", headerNames(c.s.Header))
 		d = c.serve(conn, Connected{ConnID: conn.id, Attempt: attempt,
 			Subprotocol: conn.ws.Subprotocol(), Header: header, URL: endpoint.Redacted()})
-		if d.Uptime >= c.s.stableAfter {
+		if d.Uptime >= c.s.StableAfter {
 			// It stayed up: the next failure starts a fresh count.
 			c.bo.Reset()
 			attempt = 0

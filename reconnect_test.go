@@ -1,0 +1,756 @@
+package resocket
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/resocket/resocket/mocks"
+)
+
+// ---- how the server ends a connection → what the client decides ----
+
+// serverEnd is one way for the server to end a live connection, and what
+// the client must report and decide.
+type serverEnd struct {
+	name    string
+	end     func(*mocks.Conn)
+	code    StatusCode
+	reason  string // checked when not empty
+	wantErr bool   // Disconnect.Err is set (no valid close frame came)
+	action  Action
+}
+
+func closeWith(code int, reason string) func(*mocks.Conn) {
+	return func(c *mocks.Conn) { _ = c.CloseWith(code, reason) }
+}
+
+func TestServerCloseDecisions(t *testing.T) {
+	t.Parallel()
+	cases := []serverEnd{
+		// Stop.
+		{name: "1000 normal", end: closeWith(1000, "bye"), code: 1000, reason: "bye", action: Stop},
+		// Reconnect.
+		{name: "1001 going away", end: closeWith(1001, "away"), code: 1001, reason: "away", action: Reconnect},
+		{name: "1005 no status", end: func(c *mocks.Conn) { _ = c.CloseNoStatus() }, code: StatusNoStatusRcvd, action: Reconnect},
+		{name: "1011 internal error", end: closeWith(1011, ""), code: 1011, action: Reconnect},
+		{name: "1012 service restart", end: closeWith(1012, "restarting"), code: 1012, reason: "restarting", action: Reconnect},
+		{name: "1014 bad gateway", end: closeWith(1014, ""), code: 1014, action: Reconnect},
+		{name: "3001 registered", end: closeWith(3001, ""), code: 3001, action: Reconnect},
+		{name: "3008 timeout", end: closeWith(3008, ""), code: 3008, action: Reconnect},
+		{name: "4000 private", end: closeWith(4000, "app"), code: 4000, reason: "app", action: Reconnect},
+		{name: "4999 private", end: closeWith(4999, ""), code: 4999, action: Reconnect},
+		{name: "FIN without close frame", end: (*mocks.Conn).Drop, code: StatusAbnormalClosure, wantErr: true, action: Reconnect},
+		{name: "TCP reset", end: (*mocks.Conn).Reset, code: StatusAbnormalClosure, wantErr: true, action: Reconnect},
+		// Give up.
+		{name: "1002 protocol error sent by server", end: closeWith(1002, ""), code: 1002, action: GiveUp},
+		{name: "1003 unsupported data", end: closeWith(1003, ""), code: 1003, action: GiveUp},
+		{name: "1007 invalid payload", end: closeWith(1007, ""), code: 1007, action: GiveUp},
+		{name: "1008 policy violation", end: closeWith(1008, "banned"), code: 1008, reason: "banned", action: GiveUp},
+		{name: "1009 too big", end: closeWith(1009, ""), code: 1009, action: GiveUp},
+		{name: "1010 mandatory extension", end: closeWith(1010, ""), code: 1010, action: GiveUp},
+		{name: "3000 unauthorized", end: closeWith(3000, ""), code: 3000, action: GiveUp},
+		{name: "3003 forbidden", end: closeWith(3003, ""), code: 3003, action: GiveUp},
+	}
+	// Close frames RFC 6455 forbids: the client found a protocol error
+	// (1002 with Err set), which is worth a reconnect.
+	for _, code := range []int{0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535} {
+		cases = append(cases, serverEnd{name: "invalid code " + strconv.Itoa(code), end: closeWith(code, ""),
+			code: StatusProtocolError, wantErr: true, action: Reconnect})
+	}
+	cases = append(cases,
+		// gorilla reads any close payload shorter than two bytes as "no
+		// status", so a 1-byte payload is reported as 1005; the decision
+		// is the same reconnect a protocol error gets.
+		serverEnd{name: "1-byte payload", end: func(c *mocks.Conn) { _ = c.CloseWithPayload([]byte{0x03}) },
+			code: StatusNoStatusRcvd, action: Reconnect},
+		serverEnd{name: "reason not UTF-8", end: closeWith(1000, "\xff\xfe"),
+			code: StatusProtocolError, wantErr: true, action: Reconnect},
+		serverEnd{name: "126-byte payload", end: closeWith(1000, strings.Repeat("r", 124)),
+			code: StatusProtocolError, wantErr: true, action: Reconnect},
+	)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := mocks.NewServer(t)
+			c, first, sconn := connect(t, srv, fastConfig())
+			tc.end(sconn)
+
+			disc := waitEvent[Disconnected](t, c, waitFor)
+			d := disc.Disconnect
+			assert.Equal(t, first.ConnID, disc.ConnID)
+			assert.Equal(t, tc.code, d.Code, "code")
+			if tc.reason != "" {
+				assert.Equal(t, tc.reason, d.Reason)
+			}
+			if tc.wantErr {
+				assert.Error(t, d.Err)
+			} else {
+				assert.NoError(t, d.Err)
+			}
+			assert.Equal(t, tc.action, disc.Decision.Action, "decision for %s", fmtDisconnect(d, disc.Decision))
+			assert.Equal(t, 1, d.Attempt)
+			assert.Positive(t, d.Uptime)
+
+			switch tc.action {
+			case Reconnect:
+				again := waitEvent[Connected](t, c, waitFor)
+				assert.NotEqual(t, first.ConnID, again.ConnID, "a reconnect opens a fresh connection")
+				sconn2 := srv.NextConn(t, waitFor)
+				assert.NotEqual(t, sconn.ID(), sconn2.ID())
+			case Stop:
+				_, closed := drain(t, c, waitFor)
+				assert.NoError(t, closed.Err)
+				assert.NoError(t, c.Err())
+				assert.Equal(t, StateClosed, c.State())
+				assert.Len(t, srv.Requests(), 1, "no reconnect after Stop")
+			case GiveUp:
+				_, closed := drain(t, c, waitFor)
+				require.ErrorIs(t, closed.Err, ErrGaveUp)
+				assert.Equal(t, tc.code, CloseStatus(closed.Err), "CloseStatus of %v", closed.Err)
+				var ce CloseError
+				if assert.ErrorAs(t, closed.Err, &ce) && tc.reason != "" {
+					assert.Equal(t, tc.reason, ce.Reason)
+				}
+				waitClosed(t, c.Done(), waitFor, "Done")
+				assert.ErrorIs(t, c.Err(), ErrGaveUp)
+				assert.Equal(t, tc.code, CloseStatus(c.Err()))
+				assert.Equal(t, StateClosed, c.State())
+				assert.Len(t, srv.Requests(), 1, "no reconnect after GiveUp")
+			}
+		})
+	}
+}
+
+// 1013 Try Again Later: reconnect, but no sooner than 5 s.
+func TestTryAgainLaterWaitsFiveSeconds(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	c, _, sconn := connect(t, srv, fastConfig())
+	_ = sconn.CloseWith(int(StatusTryAgainLater), "busy")
+	disc := waitEvent[Disconnected](t, c, waitFor)
+	assert.Equal(t, StatusTryAgainLater, disc.Disconnect.Code)
+	assert.Equal(t, Reconnect, disc.Decision.Action)
+	assert.GreaterOrEqual(t, disc.Decision.MinDelay, 5*time.Second)
+	rec := waitEvent[Reconnecting](t, c, waitFor)
+	assert.GreaterOrEqual(t, rec.Delay, 5*time.Second)
+	assert.Equal(t, 2, rec.Attempt)
+	returnsWithin(t, time.Second, "Terminate during the wait", c.Terminate)
+	assert.Len(t, srv.Requests(), 1)
+}
+
+// ---- handshake refusals ----
+
+func TestHandshakeRefusalGivesUp(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{400, 401, 403, 404, 426, 418} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			t.Parallel()
+			srv := mocks.NewServer(t)
+			srv.Refuse(status, "", -1)
+			c := newClient(t, srv.URL(), fastConfig())
+			evs, closed := drain(t, c, waitFor)
+			require.Equal(t, []string{"Connecting", "DialFailed", "Closed"}, typeNames(evs), fmtEvents(evs))
+			df := evs[1].(DialFailed)
+			assert.Equal(t, status, df.Disconnect.HTTPStatus)
+			assert.Equal(t, 1, df.Disconnect.Attempt)
+			assert.Zero(t, df.Disconnect.Uptime)
+			assert.Equal(t, GiveUp, df.Decision.Action)
+
+			for _, err := range []error{closed.Err, c.Err()} {
+				require.ErrorIs(t, err, ErrGaveUp)
+				var he *HandshakeError
+				require.ErrorAs(t, err, &he)
+				assert.Equal(t, status, he.Status)
+				assert.ErrorIs(t, err, websocket.ErrBadHandshake)
+			}
+			assert.Equal(t, StateClosed, c.State())
+			assert.Len(t, srv.Requests(), 1)
+		})
+	}
+}
+
+func TestHandshakeRefusalRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{429, 503} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			t.Parallel()
+			srv := mocks.NewServer(t)
+			srv.Refuse(status, "1", 1)
+			c := newClient(t, srv.URL(), fastConfig())
+			df := waitEvent[DialFailed](t, c, waitFor)
+			assert.Equal(t, status, df.Disconnect.HTTPStatus)
+			assert.Equal(t, time.Second, df.Disconnect.RetryAfter)
+			var he *HandshakeError
+			if assert.ErrorAs(t, df.Disconnect.Err, &he) {
+				assert.Equal(t, time.Second, he.RetryAfter)
+			}
+			assert.Equal(t, Decision{Action: Reconnect, MinDelay: time.Second}, df.Decision)
+			rec := waitEvent[Reconnecting](t, c, waitFor)
+			assert.GreaterOrEqual(t, rec.Delay, time.Second)
+			waiting := time.Now()
+			conn := waitEvent[Connected](t, c, waitFor)
+			assert.GreaterOrEqual(t, time.Since(waiting), 900*time.Millisecond, "came back before Retry-After")
+			assert.Equal(t, 2, conn.Attempt)
+		})
+	}
+}
+
+func TestHandshakeRefusalReconnects(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{408, 500, 502, 503, 504} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			t.Parallel()
+			srv := mocks.NewServer(t)
+			srv.Refuse(status, "", 2)
+			c := newClient(t, srv.URL(), fastConfig())
+			evs := collect(t, c, func(ev Event) bool { _, ok := ev.(Connected); return ok }, waitFor)
+			dfs := onlyOf[DialFailed](evs)
+			require.Len(t, dfs, 2, fmtEvents(evs))
+			for i, df := range dfs {
+				assert.Equal(t, status, df.Disconnect.HTTPStatus)
+				assert.Equal(t, i+1, df.Disconnect.Attempt)
+				assert.Equal(t, Reconnect, df.Decision.Action)
+			}
+			assert.Equal(t, 3, evs[len(evs)-1].(Connected).Attempt)
+			assert.Len(t, onlyOf[Reconnecting](evs), 2)
+		})
+	}
+}
+
+func TestConnectionRefusedReconnects(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, "ws://"+closedPort(t), fastConfig())
+	evs := collect(t, c, func(ev Event) bool { r, ok := ev.(Reconnecting); return ok && r.Attempt == 3 }, waitFor)
+	dfs := onlyOf[DialFailed](evs)
+	require.Len(t, dfs, 2, fmtEvents(evs))
+	for _, df := range dfs {
+		assert.Equal(t, StatusAbnormalClosure, df.Disconnect.Code)
+		assert.Error(t, df.Disconnect.Err)
+		assert.Zero(t, df.Disconnect.HTTPStatus)
+		assert.Equal(t, Reconnect, df.Decision.Action)
+	}
+	assert.Equal(t, []int{1, 2}, []int{dfs[0].Disconnect.Attempt, dfs[1].Disconnect.Attempt})
+}
+
+// A server that accepts TCP but never answers the handshake: the dialer's
+// handshake timeout fails the attempt, and the client tries again.
+func TestStalledHandshakeTimesOutAndRetries(t *testing.T) {
+	t.Parallel()
+	stall := mocks.NewStallServer(t)
+	cfg := fastConfig()
+	cfg.Dialer = &websocket.Dialer{HandshakeTimeout: 200 * time.Millisecond}
+	c := newClient(t, stall.URL(), cfg)
+	df := waitEvent[DialFailed](t, c, waitFor)
+	assert.Equal(t, StatusAbnormalClosure, df.Disconnect.Code)
+	assert.Error(t, df.Disconnect.Err)
+	assert.Equal(t, Reconnect, df.Decision.Action)
+	require.True(t, stall.WaitAccepted(2, waitFor), "no second attempt")
+}
+
+// ---- backoff ----
+
+func TestWaitIsMaxOfBackoffAndMinDelay(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	srv.Refuse(http.StatusInternalServerError, "", -1)
+	b := new(mocks.BackOff)
+	b.On("NextBackOff").Return(10 * time.Millisecond).Once()
+	b.On("NextBackOff").Return(150 * time.Millisecond).Once()
+	b.On("NextBackOff").Return(backoff.Stop)
+	b.On("Reset").Return().Maybe()
+	cfg := fastConfig()
+	cfg.Backoff = func() backoff.BackOff { return b }
+	cfg.Policy = func(Disconnect) Decision { return Decision{Action: Reconnect, MinDelay: 100 * time.Millisecond} }
+	c := newClient(t, srv.URL(), cfg)
+	evs, closed := drain(t, c, waitFor)
+	recs := onlyOf[Reconnecting](evs)
+	require.Len(t, recs, 2, fmtEvents(evs))
+	assert.Equal(t, 100*time.Millisecond, recs[0].Delay, "MinDelay over a shorter backoff")
+	assert.Equal(t, 150*time.Millisecond, recs[1].Delay, "a longer backoff over MinDelay")
+	assert.ErrorIs(t, closed.Err, ErrGaveUp)
+	b.AssertNumberOfCalls(t, "NextBackOff", 3)
+}
+
+func TestBackoffStopGivesUpWithLastCause(t *testing.T) {
+	t.Parallel()
+	stopNow := func() func() backoff.BackOff {
+		b := new(mocks.BackOff)
+		b.On("NextBackOff").Return(backoff.Stop)
+		b.On("Reset").Return().Maybe()
+		return func() backoff.BackOff { return b }
+	}
+	t.Run("refused handshake", func(t *testing.T) {
+		t.Parallel()
+		srv := mocks.NewServer(t)
+		srv.Refuse(http.StatusServiceUnavailable, "", -1)
+		cfg := fastConfig()
+		cfg.Backoff = stopNow()
+		c := newClient(t, srv.URL(), cfg)
+		evs, closed := drain(t, c, waitFor)
+		assert.Empty(t, onlyOf[Reconnecting](evs), "no wait once the backoff stopped")
+		dfs := onlyOf[DialFailed](evs)
+		require.Len(t, dfs, 1, fmtEvents(evs))
+		assert.Equal(t, GiveUp, dfs[0].Decision.Action, "the decision says what comes next")
+		require.ErrorIs(t, closed.Err, ErrGaveUp)
+		var he *HandshakeError
+		require.ErrorAs(t, closed.Err, &he)
+		assert.Equal(t, http.StatusServiceUnavailable, he.Status)
+		assert.ErrorIs(t, c.Err(), ErrGaveUp)
+	})
+	t.Run("server close frame", func(t *testing.T) {
+		t.Parallel()
+		srv := mocks.NewServer(t)
+		cfg := fastConfig()
+		cfg.Backoff = stopNow()
+		c, _, sconn := connect(t, srv, cfg)
+		_ = sconn.CloseWith(int(StatusServiceRestart), "restart")
+		_, closed := drain(t, c, waitFor)
+		require.ErrorIs(t, closed.Err, ErrGaveUp)
+		assert.Equal(t, StatusServiceRestart, CloseStatus(closed.Err))
+	})
+	t.Run("dropped connection", func(t *testing.T) {
+		t.Parallel()
+		srv := mocks.NewServer(t)
+		cfg := fastConfig()
+		cfg.Backoff = stopNow()
+		c, _, sconn := connect(t, srv, cfg)
+		sconn.Drop()
+		disc := waitEvent[Disconnected](t, c, waitFor)
+		_, closed := drain(t, c, waitFor)
+		require.ErrorIs(t, closed.Err, ErrGaveUp)
+		assert.ErrorIs(t, closed.Err, disc.Disconnect.Err, "the cause is the drop's error")
+	})
+}
+
+func TestMaxRetriesMakesExactlyThreeAttempts(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	srv.Refuse(http.StatusServiceUnavailable, "", -1)
+	cfg := fastConfig()
+	cfg.Backoff = func() backoff.BackOff { return backoff.WithMaxRetries(&backoff.ZeroBackOff{}, 2) }
+	c := newClient(t, srv.URL(), cfg)
+	evs, closed := drain(t, c, waitFor)
+	assert.Equal(t, []string{
+		"Connecting", "DialFailed", "Reconnecting",
+		"Connecting", "DialFailed", "Reconnecting",
+		"Connecting", "DialFailed", "Closed",
+	}, typeNames(evs), fmtEvents(evs))
+	assert.Len(t, srv.Requests(), 3)
+	require.ErrorIs(t, closed.Err, ErrGaveUp)
+	var he *HandshakeError
+	require.ErrorAs(t, closed.Err, &he)
+	assert.Equal(t, http.StatusServiceUnavailable, he.Status)
+}
+
+// A server that accepts and drops at once must not reset the backoff.
+func TestShortConnectionsDoNotResetBackoff(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	b := new(mocks.BackOff)
+	b.On("NextBackOff").Return(time.Millisecond)
+	b.On("Reset").Return().Maybe()
+	cfg := fastConfig()
+	cfg.Backoff = func() backoff.BackOff { return b }
+	cfg.StableAfter = time.Hour
+	c := newClient(t, srv.URL(), cfg)
+	var attempts []int
+	for range 3 {
+		srv.NextConn(t, waitFor).Drop()
+		ev := waitEvent[Connected](t, c, waitFor)
+		attempts = append(attempts, ev.Attempt)
+		disc := waitEvent[Disconnected](t, c, waitFor)
+		assert.Equal(t, ev.ConnID, disc.ConnID)
+		assert.Equal(t, ev.Attempt, disc.Disconnect.Attempt)
+	}
+	assert.Equal(t, []int{1, 2, 3}, attempts, "the attempt count keeps growing")
+	b.AssertNotCalled(t, "Reset")
+	assert.GreaterOrEqual(t, len(b.Calls), 3)
+}
+
+// A connection that stayed up longer than StableAfter resets the backoff
+// and the attempt count.
+func TestStableConnectionResetsBackoff(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	b := new(mocks.BackOff)
+	b.On("NextBackOff").Return(time.Millisecond)
+	b.On("Reset").Return().Maybe()
+	cfg := fastConfig()
+	cfg.Backoff = func() backoff.BackOff { return b }
+	cfg.StableAfter = 50 * time.Millisecond
+	c := newClient(t, srv.URL(), cfg)
+
+	// An unstable first connection: attempt 2 follows.
+	srv.NextConn(t, waitFor).Drop()
+	d1 := waitEvent[Disconnected](t, c, waitFor)
+	require.Less(t, d1.Disconnect.Uptime, cfg.StableAfter, "the first connection was meant to be short")
+	sconn := srv.NextConn(t, waitFor)
+	ev := waitEvent[Connected](t, c, waitFor)
+	assert.Equal(t, 2, ev.Attempt)
+	b.AssertNotCalled(t, "Reset")
+
+	// Staying up past StableAfter is the behaviour under test: wait it out.
+	<-time.After(2 * cfg.StableAfter)
+	sconn.Drop()
+	d2 := waitEvent[Disconnected](t, c, waitFor)
+	assert.GreaterOrEqual(t, d2.Disconnect.Uptime, cfg.StableAfter)
+	assert.Equal(t, 1, d2.Disconnect.Attempt, "a stable connection starts a fresh count")
+	b.AssertNumberOfCalls(t, "Reset", 1)
+	next := waitEvent[Connecting](t, c, waitFor)
+	assert.Equal(t, 1, next.Attempt)
+}
+
+func TestDefaultBackoffJitter(t *testing.T) {
+	t.Parallel()
+	firsts := make(map[time.Duration]bool)
+	for range 50 {
+		b := DefaultBackoff()
+		d := b.NextBackOff()
+		assert.GreaterOrEqual(t, d, time.Duration(0))
+		assert.LessOrEqual(t, d, time.Second, "the first reconnect comes within 1 s")
+		firsts[d] = true
+		// It never gives up on its own.
+		for range 30 {
+			d = b.NextBackOff()
+			require.NotEqual(t, backoff.Stop, d)
+			assert.LessOrEqual(t, d, 30*time.Second)
+		}
+	}
+	assert.Greater(t, len(firsts), 1, "fresh backoffs all start with the same delay: no jitter")
+}
+
+// ---- every reopen is a fresh connection ----
+
+func TestEveryReopenIsAFreshConnection(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	c := newClient(t, srv.URL(), fastConfig())
+	ids := map[uint64]bool{}
+	serverIDs := map[int]bool{}
+	for i := range 4 {
+		sconn := srv.NextConn(t, waitFor)
+		assert.False(t, serverIDs[sconn.ID()])
+		serverIDs[sconn.ID()] = true
+		ev := waitEvent[Connected](t, c, waitFor)
+		assert.False(t, ids[ev.ConnID], "ConnID %d reused", ev.ConnID)
+		ids[ev.ConnID] = true
+		require.NoError(t, sconn.SendText("on "+strconv.Itoa(i)))
+		msg := waitEvent[Message](t, c, waitFor)
+		assert.Equal(t, ev.ConnID, msg.ConnID, "a message carries its connection's ID")
+		assert.Equal(t, "on "+strconv.Itoa(i), string(msg.Data))
+		sconn.Drop()
+	}
+	assert.Len(t, ids, 4)
+	assert.Len(t, serverIDs, 4)
+}
+
+func TestHeaderFuncBeforeEveryAttempt(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	srv.Refuse(http.StatusInternalServerError, "", 1)
+	var calls atomic.Int32
+	cfg := fastConfig()
+	cfg.Header = http.Header{"X-Static": {"s"}, "X-Token": {"old"}}
+	cfg.HeaderFunc = func(ctx context.Context) (http.Header, error) {
+		n := strconv.Itoa(int(calls.Add(1)))
+		return http.Header{"X-Token": {"t" + n}, "X-Call": {n}}, nil
+	}
+	c := newClient(t, srv.URL(), cfg)
+	srv.NextConn(t, waitFor).Drop() // attempt 2; attempt 1 was refused
+	srv.NextConn(t, waitFor)        // attempt 3
+	waitEvent[Connected](t, c, waitFor)
+	waitEvent[Connected](t, c, waitFor)
+
+	assert.Equal(t, int32(3), calls.Load(), "once per attempt")
+	reqs := srv.Requests()
+	require.Len(t, reqs, 3)
+	for i, r := range reqs {
+		n := strconv.Itoa(i + 1)
+		assert.Equal(t, "s", r.Header.Get("X-Static"), "Header is sent on every attempt")
+		assert.Equal(t, []string{"t" + n}, r.Header.Values("X-Token"), "HeaderFunc's value replaces Header's")
+		assert.Equal(t, n, r.Header.Get("X-Call"))
+	}
+	assert.Equal(t, []string{"old"}, cfg.Header.Values("X-Token"), "the caller's Header is not modified")
+}
+
+func TestOnConnectRunsBeforeBufferedMessages(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	srv.StallHandshakes(true)
+	ids := make(chan uint64, 8)
+	cfg := fastConfig()
+	cfg.OnConnect = func(ctx context.Context, conn *Conn) error {
+		ids <- conn.ID()
+		if err := conn.Send(ctx, 99, nil); !errors.Is(err, ErrInvalidMessageType) {
+			return errors.New("Conn.Send accepted message type 99")
+		}
+		return conn.Send(ctx, MessageText, []byte("hello"))
+	}
+	c := newClient(t, srv.URL(), cfg)
+	require.True(t, srv.WaitRequests(1, waitFor))
+	ctx := context.Background()
+	for _, m := range []string{"a", "b", "c"} {
+		require.NoError(t, c.SendText(ctx, m))
+	}
+	srv.StallHandshakes(false)
+	sconn := srv.NextConn(t, waitFor)
+	ev := waitEvent[Connected](t, c, waitFor)
+	require.NoError(t, c.SendText(ctx, "d"))
+	var got []string
+	for range 5 {
+		got = append(got, receiveText(t, sconn))
+	}
+	assert.Equal(t, []string{"hello", "a", "b", "c", "d"}, got)
+	assert.Equal(t, ev.ConnID, <-ids, "OnConnect gets the connection that Connected reports")
+
+	// Again on the next connection, first of all.
+	sconn.Drop()
+	sconn2 := srv.NextConn(t, waitFor)
+	ev2 := waitEvent[Connected](t, c, waitFor)
+	assert.Equal(t, "hello", receiveText(t, sconn2))
+	assert.Equal(t, ev2.ConnID, <-ids)
+}
+
+func TestOnConnectFailureIsAFailedAttempt(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	boom := errors.New("subscription refused")
+	var calls atomic.Int32
+	cfg := fastConfig()
+	cfg.OnConnect = func(ctx context.Context, conn *Conn) error {
+		if calls.Add(1) == 1 {
+			return boom
+		}
+		return nil
+	}
+	c := newClient(t, srv.URL(), cfg)
+	evs := collect(t, c, func(ev Event) bool { _, ok := ev.(Connected); return ok }, waitFor)
+	require.Equal(t, []string{"Connecting", "DialFailed", "Reconnecting", "Connecting", "Connected"}, typeNames(evs), fmtEvents(evs))
+	df := evs[1].(DialFailed)
+	assert.ErrorIs(t, df.Disconnect.Err, boom)
+	assert.Equal(t, Reconnect, df.Decision.Action)
+	assert.Equal(t, 1, df.Disconnect.Attempt)
+	assert.Equal(t, 2, evs[4].(Connected).Attempt)
+	assert.Equal(t, int32(2), calls.Load())
+	first := srv.NextConn(t, waitFor)
+	waitClosed(t, first.Done(), waitFor, "the connection whose OnConnect failed")
+}
+
+func TestHeaderFuncErrorIsAFailedAttempt(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	boom := errors.New("token service down")
+	var calls atomic.Int32
+	cfg := fastConfig()
+	cfg.HeaderFunc = func(ctx context.Context) (http.Header, error) {
+		if calls.Add(1) == 1 {
+			return nil, boom
+		}
+		return nil, nil
+	}
+	c := newClient(t, srv.URL(), cfg)
+	df := waitEvent[DialFailed](t, c, waitFor)
+	assert.ErrorIs(t, df.Disconnect.Err, boom)
+	assert.Zero(t, df.Disconnect.HTTPStatus)
+	assert.Equal(t, Reconnect, df.Decision.Action)
+	ev := waitEvent[Connected](t, c, waitFor)
+	assert.Equal(t, 2, ev.Attempt)
+	assert.Len(t, srv.Requests(), 1, "the failed attempt never reached the server")
+}
+
+// A header the handshake sets itself can never work: the attempt fails
+// with ErrInvalidConfig and the client gives up instead of looping.
+func TestHeaderFuncReservedHeaderGivesUp(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	cfg := fastConfig()
+	cfg.HeaderFunc = func(context.Context) (http.Header, error) {
+		return http.Header{"Sec-Websocket-Key": {"mine"}}, nil
+	}
+	c := newClient(t, srv.URL(), cfg)
+	evs, closed := drain(t, c, waitFor)
+	dfs := onlyOf[DialFailed](evs)
+	require.Len(t, dfs, 1, fmtEvents(evs))
+	assert.ErrorIs(t, dfs[0].Disconnect.Err, ErrInvalidConfig)
+	assert.Equal(t, GiveUp, dfs[0].Decision.Action)
+	assert.ErrorIs(t, closed.Err, ErrGaveUp)
+	assert.Empty(t, srv.Requests())
+}
+
+// Callbacks get a context that ends when the client is closed, so one
+// blocked on it does not hold Close or Terminate up.
+func TestCallbackContextEndsOnClose(t *testing.T) {
+	t.Parallel()
+	for _, cb := range []string{"HeaderFunc", "OnConnect"} {
+		for _, terminate := range []bool{false, true} {
+			t.Run(cb+map[bool]string{false: "/close", true: "/terminate"}[terminate], func(t *testing.T) {
+				t.Parallel()
+				srv := mocks.NewServer(t)
+				entered := make(chan struct{}, 1)
+				returned := make(chan error, 1)
+				block := func(ctx context.Context) error {
+					entered <- struct{}{}
+					<-ctx.Done()
+					returned <- ctx.Err()
+					return ctx.Err()
+				}
+				cfg := fastConfig()
+				if cb == "HeaderFunc" {
+					cfg.HeaderFunc = func(ctx context.Context) (http.Header, error) { return nil, block(ctx) }
+				} else {
+					cfg.OnConnect = func(ctx context.Context, _ *Conn) error { return block(ctx) }
+				}
+				c := newClient(t, srv.URL(), cfg)
+				waitClosed(t, chanOf(entered), waitFor, cb+" call")
+				returnsWithin(t, 2*time.Second, "ending the client while "+cb+" blocks", func() {
+					if terminate {
+						c.Terminate()
+					} else {
+						assert.NoError(t, c.Close(StatusNormalClosure, ""))
+					}
+				})
+				assert.ErrorIs(t, <-returned, context.Canceled)
+				evs := collect(t, c, nil, waitFor)
+				assert.Empty(t, onlyOf[DialFailed](evs), "the user's own close is not a failed attempt: %s", fmtEvents(evs))
+				assert.NoError(t, c.Err())
+			})
+		}
+	}
+}
+
+// chanOf turns "one value arrives" into "a channel closes", for waitClosed.
+func chanOf(ch <-chan struct{}) <-chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		defer close(out)
+		timer := time.NewTimer(waitFor)
+		defer timer.Stop()
+		select {
+		case <-ch:
+		case <-timer.C:
+		}
+	}()
+	return out
+}
+
+// Close and Terminate called from the client's own callbacks start the end
+// and return; nothing deadlocks.
+func TestCloseFromCallbacks(t *testing.T) {
+	t.Parallel()
+	type setup func(cfg *Config, srv *mocks.Server, end func())
+	callbacks := map[string]setup{
+		"HeaderFunc": func(cfg *Config, _ *mocks.Server, end func()) {
+			cfg.HeaderFunc = func(context.Context) (http.Header, error) { end(); return nil, nil }
+		},
+		"OnConnect": func(cfg *Config, _ *mocks.Server, end func()) {
+			cfg.OnConnect = func(context.Context, *Conn) error { end(); return nil }
+		},
+		"Policy after refusal": func(cfg *Config, srv *mocks.Server, end func()) {
+			srv.Refuse(http.StatusServiceUnavailable, "", -1)
+			cfg.Policy = func(d Disconnect) Decision { end(); return DefaultPolicy(d) }
+		},
+		"Policy after disconnect": func(cfg *Config, srv *mocks.Server, end func()) {
+			cfg.Policy = func(d Disconnect) Decision { end(); return DefaultPolicy(d) }
+		},
+	}
+	for name, set := range callbacks {
+		for _, terminate := range []bool{false, true} {
+			t.Run(name+map[bool]string{false: "/close", true: "/terminate"}[terminate], func(t *testing.T) {
+				t.Parallel()
+				srv := mocks.NewServer(t)
+				ref := newClientRef()
+				closeErr := make(chan error, 1)
+				var once atomic.Bool
+				end := func() {
+					if once.Swap(true) {
+						return
+					}
+					c := ref.get()
+					if terminate {
+						c.Terminate()
+						closeErr <- nil
+					} else {
+						closeErr <- c.Close(StatusNormalClosure, "from callback")
+					}
+				}
+				cfg := fastConfig()
+				set(&cfg, srv, end)
+				c := newClient(t, srv.URL(), cfg)
+				ref.set(c)
+				if name == "Policy after disconnect" {
+					srv.NextConn(t, waitFor).Drop()
+				}
+				waitClosed(t, c.Done(), waitFor, "Done after ending from "+name)
+				waitClosed(t, c.Events(), waitFor, "Events")
+				assert.NoError(t, <-closeErr)
+				assert.NoError(t, c.Err())
+				assert.Equal(t, StateClosed, c.State())
+			})
+		}
+	}
+}
+
+func TestConnUnusableAfterItsConnectionEnds(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	conns := make(chan *Conn, 4)
+	cfg := fastConfig()
+	cfg.OnConnect = func(_ context.Context, conn *Conn) error { conns <- conn; return nil }
+	c, ev, sconn := connect(t, srv, cfg)
+	first := <-conns
+	require.Equal(t, ev.ConnID, first.ID())
+	sconn.Drop()
+	waitEvent[Disconnected](t, c, waitFor)
+	assert.Error(t, first.Send(context.Background(), MessageText, []byte("stale")))
+	sconn2 := srv.NextConn(t, waitFor)
+	waitEvent[Connected](t, c, waitFor)
+	require.NoError(t, c.SendText(context.Background(), "fresh"))
+	assert.Equal(t, "fresh", receiveText(t, sconn2))
+	assert.Empty(t, sconn2.Received()[1:], "nothing from the stale Conn reached the new connection")
+}
+
+// ---- TLS ----
+
+func TestTLSWithTrustedCertificate(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t, mocks.WithTLS(), mocks.WithEcho())
+	require.True(t, strings.HasPrefix(srv.URL(), "wss://"))
+	cfg := fastConfig()
+	cfg.Dialer = &websocket.Dialer{TLSClientConfig: srv.TLSConfig()}
+	c, ev, sconn := connect(t, srv, cfg)
+	require.NoError(t, c.SendText(context.Background(), "secure"))
+	msg := waitEvent[Message](t, c, waitFor)
+	assert.Equal(t, ev.ConnID, msg.ConnID)
+	assert.Equal(t, "secure", string(msg.Data))
+
+	// And again after a drop.
+	sconn.Drop()
+	again := waitEvent[Connected](t, c, waitFor)
+	assert.NotEqual(t, ev.ConnID, again.ConnID)
+	assert.Nil(t, cfg.Dialer.TLSClientConfig.ClientSessionCache, "the caller's Dialer is not modified")
+}
+
+func TestTLSUntrustedCertificateGivesUp(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t, mocks.WithTLS())
+	c := newClient(t, srv.URL(), fastConfig())
+	evs, closed := drain(t, c, waitFor)
+	dfs := onlyOf[DialFailed](evs)
+	require.Len(t, dfs, 1, fmtEvents(evs))
+	assert.Equal(t, StatusTLSHandshake, dfs[0].Disconnect.Code)
+	assert.Error(t, dfs[0].Disconnect.Err)
+	assert.Equal(t, GiveUp, dfs[0].Decision.Action)
+	assert.ErrorIs(t, closed.Err, ErrGaveUp)
+	assert.Empty(t, srv.Conns())
+}
