@@ -12,72 +12,41 @@ import (
 	"github.com/resocket/resocket/mocks"
 )
 
-// awaitOf returns the next event of type T, failing the test after timeout.
-// Events of other types are passed over.
-func awaitOf[T Event](t *testing.T, c *Client, timeout time.Duration) T {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case ev, ok := <-c.Events():
-			if !ok {
-				var zero T
-				t.Fatalf("events closed while waiting for %T", zero)
-			}
-			if want, ok := ev.(T); ok {
-				return want
-			}
-		case <-deadline.C:
-			var zero T
-			t.Fatalf("no %T within %s", zero, timeout)
-		}
-	}
-}
-
-func liveClient(t *testing.T, url string, cfg Config) *Client {
-	t.Helper()
-	c, err := New(url, cfg)
-	require.NoError(t, err)
-	t.Cleanup(c.Terminate)
-	return c
-}
-
 func TestForceReconnectDropsLiveConnection(t *testing.T) {
 	srv := mocks.NewServer(t, mocks.WithEcho())
-	c := liveClient(t, srv.URL(), Config{Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }})
-	first := awaitOf[Connected](t, c, 5*time.Second)
+	c := newClient(t, srv.URL(), Config{Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }})
+	first := waitEvent[Connected](t, c, 5*time.Second)
 
 	c.ForceReconnect()
 
-	d := awaitOf[Disconnected](t, c, 5*time.Second)
+	d := waitEvent[Disconnected](t, c, 5*time.Second)
 	assert.Equal(t, first.ConnID, d.ConnID)
 	assert.ErrorIs(t, d.Disconnect.Err, ErrForcedReconnect)
 	assert.Equal(t, Decision{Action: Reconnect}, d.Decision, "the policy is not consulted")
-	r := awaitOf[Reconnecting](t, c, 5*time.Second)
+	r := waitEvent[Reconnecting](t, c, 5*time.Second)
 	assert.Zero(t, r.Delay, "a forced reconnect skips the hour-long backoff")
-	second := awaitOf[Connected](t, c, 5*time.Second)
+	second := waitEvent[Connected](t, c, 5*time.Second)
 	assert.NotEqual(t, first.ConnID, second.ConnID)
 }
 
 func TestForceReconnectCutsBackoffWait(t *testing.T) {
 	srv := mocks.NewServer(t)
 	srv.Refuse(503, "", 1)
-	c := liveClient(t, srv.URL(), Config{Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }})
-	r := awaitOf[Reconnecting](t, c, 5*time.Second)
+	c := newClient(t, srv.URL(), Config{Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }})
+	r := waitEvent[Reconnecting](t, c, 5*time.Second)
 	require.Equal(t, time.Hour, r.Delay)
 	require.False(t, c.Stats().NextAttempt.IsZero(), "Stats shows when the next attempt is due")
 
 	c.ForceReconnect()
 
-	awaitOf[Connected](t, c, 5*time.Second)
+	waitEvent[Connected](t, c, 5*time.Second)
 	assert.Equal(t, StateConnected, c.State())
 }
 
 func TestForceReconnectAfterCloseDoesNothing(t *testing.T) {
 	srv := mocks.NewServer(t)
-	c := liveClient(t, srv.URL(), Config{})
-	awaitOf[Connected](t, c, 5*time.Second)
+	c := newClient(t, srv.URL(), Config{})
+	waitEvent[Connected](t, c, 5*time.Second)
 	require.NoError(t, c.Close(StatusNormalClosure, ""))
 	c.ForceReconnect()
 	assert.Equal(t, StateClosed, c.State())
@@ -87,7 +56,7 @@ func TestForceReconnectAfterCloseDoesNothing(t *testing.T) {
 func TestWaitConnected(t *testing.T) {
 	srv := mocks.NewServer(t)
 	srv.StallHandshakes(true)
-	c := liveClient(t, srv.URL(), Config{})
+	c := newClient(t, srv.URL(), Config{})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -106,7 +75,7 @@ func TestWaitConnected(t *testing.T) {
 func TestWaitConnectedReturnsGiveUpCause(t *testing.T) {
 	srv := mocks.NewServer(t)
 	srv.Refuse(403, "", -1)
-	c := liveClient(t, srv.URL(), Config{})
+	c := newClient(t, srv.URL(), Config{})
 	err := c.WaitConnected(context.Background())
 	assert.ErrorIs(t, err, ErrGaveUp)
 	var he *HandshakeError
@@ -120,19 +89,19 @@ func TestURLsRotateAfterFailedDialAndGoingAway(t *testing.T) {
 	a := mocks.NewServer(t)
 	b := mocks.NewServer(t)
 	zero := func() backoff.BackOff { return &backoff.ZeroBackOff{} }
-	c := liveClient(t, down.URL(), Config{URLs: []string{a.URL(), b.URL()}, Backoff: zero})
+	c := newClient(t, down.URL(), Config{URLs: []string{a.URL(), b.URL()}, Backoff: zero})
 
-	failed := awaitOf[DialFailed](t, c, 5*time.Second)
+	failed := waitEvent[DialFailed](t, c, 5*time.Second)
 	assert.Equal(t, 502, failed.Disconnect.HTTPStatus)
-	onA := awaitOf[Connected](t, c, 5*time.Second)
+	onA := waitEvent[Connected](t, c, 5*time.Second)
 	assert.Equal(t, a.URL(), onA.URL, "a failed dial moves on to the next endpoint")
 
 	a.NextConn(t, 5*time.Second).CloseWith(int(StatusGoingAway), "draining")
-	onB := awaitOf[Connected](t, c, 5*time.Second)
+	onB := waitEvent[Connected](t, c, 5*time.Second)
 	assert.Equal(t, b.URL(), onB.URL, "1001 Going Away moves on to the next endpoint")
 
 	b.NextConn(t, 5*time.Second).CloseWith(int(StatusServiceRestart), "")
-	again := awaitOf[Connected](t, c, 5*time.Second)
+	again := waitEvent[Connected](t, c, 5*time.Second)
 	assert.Equal(t, b.URL(), again.URL, "other codes retry the same endpoint")
 }
 
