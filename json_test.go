@@ -17,11 +17,11 @@ func TestSendJSONAndDecode(t *testing.T) {
 		Price  float64 `json:"price"`
 	}
 	srv := mocks.NewServer(t, mocks.WithEcho())
-	c := liveClient(t, srv.URL(), Config{})
+	c := newClient(t, srv.URL(), Config{})
 	require.NoError(t, c.WaitConnected(context.Background()))
 
 	require.NoError(t, c.SendJSON(context.Background(), quote{"ACME", 12.5}))
-	m := awaitOf[Message](t, c, 5*time.Second)
+	m := waitEvent[Message](t, c, 5*time.Second)
 	assert.Equal(t, MessageText, m.Type)
 	var got quote
 	require.NoError(t, m.DecodeJSON(&got))
@@ -30,7 +30,7 @@ func TestSendJSONAndDecode(t *testing.T) {
 
 func TestSendJSONRejectsUnencodable(t *testing.T) {
 	srv := mocks.NewServer(t)
-	c := liveClient(t, srv.URL(), Config{})
+	c := newClient(t, srv.URL(), Config{})
 	err := c.SendJSON(context.Background(), func() {})
 	require.Error(t, err)
 	assert.Zero(t, c.Stats().Buffered, "nothing is sent or buffered")

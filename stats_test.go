@@ -14,14 +14,14 @@ import (
 
 func TestStatsCountTraffic(t *testing.T) {
 	srv := mocks.NewServer(t, mocks.WithEcho())
-	c := liveClient(t, srv.URL(), Config{Backoff: func() backoff.BackOff { return &backoff.ZeroBackOff{} }})
+	c := newClient(t, srv.URL(), Config{Backoff: func() backoff.BackOff { return &backoff.ZeroBackOff{} }})
 	ctx := context.Background()
 	require.NoError(t, c.WaitConnected(ctx))
 
 	require.NoError(t, c.SendText(ctx, "hello"))
 	require.NoError(t, c.SendText(ctx, "world!"))
-	awaitOf[Message](t, c, 5*time.Second)
-	awaitOf[Message](t, c, 5*time.Second)
+	waitEvent[Message](t, c, 5*time.Second)
+	waitEvent[Message](t, c, 5*time.Second)
 
 	s := c.Stats()
 	assert.Equal(t, StateConnected, s.State)
@@ -38,7 +38,7 @@ func TestStatsCountTraffic(t *testing.T) {
 	assert.True(t, s.NextAttempt.IsZero())
 
 	srv.NextConn(t, 5*time.Second).CloseWith(int(StatusServiceRestart), "bye")
-	awaitOf[Connected](t, c, 5*time.Second)
+	waitEvent[Connected](t, c, 5*time.Second)
 	s = c.Stats()
 	assert.Equal(t, 2, s.Attempts)
 	assert.Equal(t, 1, s.Reconnects)
@@ -50,8 +50,8 @@ func TestStatsCountTraffic(t *testing.T) {
 func TestStatsBufferedWhileDisconnected(t *testing.T) {
 	srv := mocks.NewServer(t)
 	srv.Refuse(503, "", -1)
-	c := liveClient(t, srv.URL(), Config{Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }})
-	awaitOf[Reconnecting](t, c, 5*time.Second)
+	c := newClient(t, srv.URL(), Config{Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }})
+	waitEvent[Reconnecting](t, c, 5*time.Second)
 	require.NoError(t, c.SendText(context.Background(), "later"))
 	s := c.Stats()
 	assert.Equal(t, 1, s.Buffered)
