@@ -1,9 +1,11 @@
 # The two commands a new user types are `go run ./example` and `make test`.
 GO ?= go
 
-.PHONY: test fmt-check vet race
+.PHONY: test fmt-check vet lint race interop interop-deps
 
-test: fmt-check vet race
+# The interop suite runs after the root module's checks, even under make -j.
+test: fmt-check vet lint race
+	@$(MAKE) --no-print-directory interop
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -12,5 +14,36 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# lint: golangci-lint v2 at a pinned version, installed into .bin/ on first
+# use; .golangci.yml says which linters run.
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI := $(CURDIR)/.bin/golangci-lint-$(GOLANGCI_VERSION)
+
+$(GOLANGCI):
+	GOBIN=$(CURDIR)/.bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	mv $(CURDIR)/.bin/golangci-lint $@
+
+lint: $(GOLANGCI)
+	$(GOLANGCI) run ./...
+
 race:
 	$(GO) test -race -count=1 ./...
+
+# interop: the same scenarios against real servers (Node ws, Python
+# websockets, nginx as a reverse proxy), started by the tests on 127.0.0.1.
+# It is its own module (interop/go.mod) so the SDK's go.mod stays lean.
+interop: interop-deps
+	cd interop && $(GO) test -race -count=1 ./...
+
+# interop-deps installs what the interop suite needs, only when missing:
+# Debian's nginx and python3-websockets (interop/install-deps.sh, with
+# apt-get: CI runs as root) and the pinned Node ws (npm ci from the
+# lockfile, again whenever the lockfile changes).
+INTEROP_NODE := interop/node
+
+interop-deps: $(INTEROP_NODE)/node_modules/.package-lock.json
+	@sh interop/install-deps.sh
+
+$(INTEROP_NODE)/node_modules/.package-lock.json: $(INTEROP_NODE)/package.json $(INTEROP_NODE)/package-lock.json
+	cd $(INTEROP_NODE) && npm ci --no-audit --no-fund
+	@touch $@
