@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"sync"
 	"time"
 
@@ -57,11 +56,10 @@ type Client struct {
 	last     Disconnect // the latest Disconnect, for Dial's error and Stats
 	err      error
 
-	urls        []*url.URL // endpoints, tried in turn
-	urlIndex    int        // the one for the current or next attempt
-	attempts    int        // in total, for Stats
-	connects    int        // in total, for Stats
-	nextAttempt time.Time  // while waiting out a backoff
+	urlIndex    int       // of s.urls: the endpoint of the current or next attempt
+	attempts    int       // in total, for Stats
+	connects    int       // in total, for Stats
+	nextAttempt time.Time // while waiting out a backoff
 
 	// wake carries a ForceReconnect to the loop's backoff wait.
 	wake     chan struct{}
@@ -96,7 +94,6 @@ func New(url string, cfg Config) (*Client, error) {
 		state:   StateConnecting,
 		readyCh: make(chan struct{}),
 		queue:   sendQueue{limit: s.sendBuffer},
-		urls:    s.urls,
 		wake:    make(chan struct{}, 1),
 	}
 	if c.bo == nil {

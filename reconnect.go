@@ -84,13 +84,13 @@ func (c *Client) startAttempt() *url.URL {
 	defer c.mu.Unlock()
 	c.attempts++
 	c.nextAttempt = time.Time{}
-	return c.urls[c.urlIndex]
+	return c.s.urls[c.urlIndex]
 }
 
 // nextURL moves on to the next endpoint, if there is more than one.
 func (c *Client) nextURL() {
 	c.mu.Lock()
-	c.urlIndex = (c.urlIndex + 1) % len(c.urls)
+	c.urlIndex = (c.urlIndex + 1) % len(c.s.urls)
 	c.mu.Unlock()
 }
 
