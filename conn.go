@@ -30,8 +30,9 @@ type Conn struct {
 	writeMu     sync.Mutex
 	hasDeadline bool // guarded by writeMu: a write deadline is set on ws
 
-	// activity counts frames received; busy is set while the reader waits
-	// for the Events reader. The keepalive reads both.
+	// activity counts reads that brought data, pings and pongs; busy is
+	// set while the reader waits for the Events reader. The keepalive
+	// reads both.
 	activity atomic.Uint64
 	busy     atomic.Bool
 

@@ -31,11 +31,10 @@ func (c *Client) read(conn *Conn) Disconnect {
 		if err != nil {
 			return readDisconnect(conn, err)
 		}
-		data, err := readMessage(r)
+		data, err := conn.readMessage(r)
 		if err != nil {
 			return readDisconnect(conn, err)
 		}
-		conn.activity.Add(1)
 		c.counters.msgsIn.Add(1)
 		c.counters.bytesIn.Add(uint64(len(data)))
 		msg := Message{ConnID: conn.id, Type: MessageType(typ), Data: data}
@@ -51,7 +50,10 @@ func (c *Client) read(conn *Conn) Disconnect {
 	}
 }
 
-func readMessage(r io.Reader) ([]byte, error) {
+// readMessage reads one message into a slice of its own. Every read that
+// brings data counts as a sign of life, so a large message crawling over a
+// slow link is not mistaken for a dead one.
+func (c *Conn) readMessage(r io.Reader) ([]byte, error) {
 	bp := readBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
 	for {
@@ -60,7 +62,13 @@ func readMessage(r io.Reader) ([]byte, error) {
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
+		if n > 0 {
+			c.activity.Add(1)
+		}
 		if err == io.EOF {
+			if len(buf) == 0 {
+				c.activity.Add(1) // an empty message is a sign of life too
+			}
 			break
 		}
 		if err != nil {
