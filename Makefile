@@ -3,8 +3,11 @@ GO ?= go
 
 .PHONY: test fmt-check vet lint race interop interop-deps
 
-# The interop suite runs after the root module's checks, even under make -j.
+# The fault-injection and interop suites run after the root module's
+# checks, one after the other even under make -j: they measure detection
+# times and should not share two cores with the race run.
 test: fmt-check vet lint race
+	@$(MAKE) --no-print-directory faults
 	@$(MAKE) --no-print-directory interop
 
 fmt-check:

@@ -1,0 +1,40 @@
+# Reliability targets: fault injection, fuzzing, soak and load.
+# Included by the Makefile (`include mk/reliability.mk`), which defines GO.
+# docs/reliability.md states what each target shows and the figures.
+#
+#   make faults   Toxiproxy fault-injection tests (faults/, its own module)
+#   make fuzz     every fuzz target for FUZZTIME each (the seeds run in `make test`)
+#   make soak     1,000 reconnect cycles, then 2,000 clients through a 1012 restart
+
+GO ?= go
+
+# FUZZTIME bounds each fuzz target; FUZZPARALLEL is its number of workers
+# (one: fuzzing shares the machine).
+FUZZTIME ?= 30s
+FUZZPARALLEL ?= 1
+FUZZ_TARGETS := FuzzCloseFrame FuzzParseRetryAfter FuzzDefaultPolicy
+
+# SOAK_CYCLES is the number of reconnect cycles of BenchmarkReconnectCycles.
+SOAK_CYCLES ?= 1000
+
+.PHONY: faults fuzz soak
+
+# faults: vet, then the fault tests under the race detector. go.sum is
+# committed, so Toxiproxy comes from the module proxy on first use.
+faults:
+	cd faults && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+# fuzz: -fuzz takes one target at a time, so each runs in turn; a failure
+# (its input is saved under testdata/fuzz/<target>/) does not stop the others.
+fuzz:
+	@failed=""; for target in $(FUZZ_TARGETS); do \
+		echo "fuzz: $$target for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) . || failed="$$failed $$target"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi
+
+# soak: the soak and load benchmarks, one run each, figures printed (-v
+# shows their logs). Not under -race: they measure.
+soak:
+	cd faults && $(GO) test -run '^$$' -bench '^BenchmarkReconnectCycles$$' -benchtime $(SOAK_CYCLES)x -count=1 -v .
+	cd faults && $(GO) test -run '^$$' -bench '^BenchmarkRestartStorm2000$$' -benchtime 1x -count=1 -timeout 15m -v .
