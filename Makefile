@@ -50,3 +50,7 @@ interop-deps: $(INTEROP_NODE)/node_modules/.package-lock.json
 $(INTEROP_NODE)/node_modules/.package-lock.json: $(INTEROP_NODE)/package.json $(INTEROP_NODE)/package-lock.json
 	cd $(INTEROP_NODE) && npm ci --no-audit --no-fund
 	@touch $@
+
+# Targets of the reliability suite (faults, fuzz, soak) and the benchmarks
+# (bench) live in mk/; included last so that `test` stays the default goal.
+-include mk/*.mk
