@@ -54,8 +54,9 @@ type Config struct {
 	Policy Policy
 	// Backoff builds the client's backoff; it is called once per client.
 	// nil means DefaultBackoff. When it returns backoff.Stop the client
-	// gives up with the last cause. The wait before a reconnect is the
-	// larger of its delay and the Decision's MinDelay.
+	// gives up with the last cause. The wait before a reconnect is its
+	// delay, plus the Decision's MinDelay when that is set (so that
+	// clients given the same Retry-After still spread out).
 	Backoff func() backoff.BackOff
 	// SendBuffer is how many messages Send holds while no connection is
 	// open; 0 means DefaultSendBuffer, < 0 none (Send returns

@@ -71,7 +71,23 @@ func (c *Client) handshake(endpoint string) (ws *websocket.Conn, header http.Hea
 			return nil, nil, 0, fmt.Errorf("resocket: HeaderFunc: %w", err)
 		}
 	}
-	ws, resp, err := c.dialer.DialContext(c.ctx, endpoint, request)
+	// The handshake (net/http's response parser, TLS) grows a goroutine's
+	// stack to 8 KB, which an idle reader then keeps: dialing on a
+	// goroutine of its own leaves the long-lived loop goroutine at 4 KB.
+	// Waiting for it unconditionally is safe: Close and Terminate cut
+	// the dial through ctx and the tracked connection.
+	type result struct {
+		ws   *websocket.Conn
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ws, resp, err := c.dialer.DialContext(c.ctx, endpoint, request)
+		done <- result{ws, resp, err}
+	}()
+	r := <-done
+	ws, resp, err := r.ws, r.resp, r.err
 	c.mu.Lock()
 	c.dialing = nil
 	c.mu.Unlock()

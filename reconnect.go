@@ -243,8 +243,8 @@ func (c *Client) decide(d Disconnect) Decision {
 }
 
 // plan turns the policy's decision into what happens next: a Reconnect
-// gets its delay, the larger of the backoff's and MinDelay, unless the
-// backoff has run out, which makes it a GiveUp. err is why the client ends
+// waits the backoff's delay, plus MinDelay when the policy set one, unless
+// the backoff has run out, which makes it a GiveUp. err is why the client ends
 // after a GiveUp.
 func (c *Client) plan(d Disconnect, dec Decision) (_ Decision, delay time.Duration, err error) {
 	c.mu.Lock()
@@ -267,7 +267,12 @@ func (c *Client) plan(d Disconnect, dec Decision) (_ Decision, delay time.Durati
 		return Decision{Action: GiveUp}, 0,
 			fmt.Errorf("%w: backoff stopped after attempt %d: %w", ErrGaveUp, d.Attempt, d.cause())
 	}
-	return dec, max(delay, dec.MinDelay), nil
+	if dec.MinDelay > 0 {
+		// Clients told the same MinDelay (1013, a Retry-After) would all
+		// come back at the same instant: the backoff's jitter goes on top.
+		return dec, dec.MinDelay + delay, nil
+	}
+	return dec, delay, nil
 }
 
 // wait waits out delay before attempt next. It reports false when the

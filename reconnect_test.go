@@ -260,7 +260,9 @@ func TestStalledHandshakeTimesOutAndRetries(t *testing.T) {
 
 // ---- backoff ----
 
-func TestWaitIsMaxOfBackoffAndMinDelay(t *testing.T) {
+// MinDelay is a floor under the backoff's jitter, not a replacement for
+// it: clients told the same Retry-After must not return in lockstep.
+func TestWaitIsMinDelayPlusBackoff(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
 	srv.Refuse(http.StatusInternalServerError, "", -1)
@@ -271,13 +273,17 @@ func TestWaitIsMaxOfBackoffAndMinDelay(t *testing.T) {
 	b.On("Reset").Return().Maybe()
 	cfg := fastConfig()
 	cfg.Backoff = func() backoff.BackOff { return b }
-	cfg.Policy = func(Disconnect) Decision { return Decision{Action: Reconnect, MinDelay: 100 * time.Millisecond} }
+	minDelays := []time.Duration{100 * time.Millisecond, 0}
+	var calls atomic.Int32
+	cfg.Policy = func(Disconnect) Decision {
+		return Decision{Action: Reconnect, MinDelay: minDelays[min(int(calls.Add(1))-1, 1)]}
+	}
 	c := newClient(t, srv.URL(), cfg)
 	evs, closed := drain(t, c, waitFor)
 	recs := onlyOf[Reconnecting](evs)
 	require.Len(t, recs, 2, fmtEvents(evs))
-	assert.Equal(t, 100*time.Millisecond, recs[0].Delay, "MinDelay over a shorter backoff")
-	assert.Equal(t, 150*time.Millisecond, recs[1].Delay, "a longer backoff over MinDelay")
+	assert.Equal(t, 110*time.Millisecond, recs[0].Delay, "MinDelay, then the backoff's delay on top")
+	assert.Equal(t, 150*time.Millisecond, recs[1].Delay, "without MinDelay, the backoff's delay")
 	assert.ErrorIs(t, closed.Err, ErrGaveUp)
 	b.AssertNumberOfCalls(t, "NextBackOff", 3)
 }

@@ -387,8 +387,8 @@ func testRefusal(t *testing.T, p *peer, row refusalRow) {
 		assert.Equal(t, d.RetryAfter, f.Decision.MinDelay, "MinDelay is Retry-After")
 		rec := waitFor[resocket.Reconnecting](c, within)
 		assert.Equal(t, 2, rec.Attempt)
-		// The backoff is 25 ms: the wait is Retry-After when it is longer.
-		assert.Equal(t, max(25*time.Millisecond, d.RetryAfter), rec.Delay, "Reconnecting.Delay")
+		// The backoff is 25 ms: the wait is Retry-After plus the backoff.
+		assert.Equal(t, d.RetryAfter+25*time.Millisecond, rec.Delay, "Reconnecting.Delay")
 		if d.RetryAfter == 0 {
 			again := waitFor[resocket.DialFailed](c, within)
 			assert.Equal(t, 2, again.Disconnect.Attempt, "the client tried again")
