@@ -158,7 +158,9 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 // order. Closed is the last event; the channel is closed after it. Read it
 // until it closes: a reader that falls behind slows the client's reading
 // from the socket, and nothing is dropped, except after Close (events not
-// taken within CloseTimeout) or Terminate (at once).
+// taken within CloseTimeout) or Terminate (at once). With Config.OnEvent
+// set, the events go to that callback instead, and this channel only
+// closes when the client ends.
 func (c *Client) Events() <-chan Event { return c.events }
 
 // Done returns a channel that is closed once the client has ended and all

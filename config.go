@@ -84,6 +84,14 @@ type Config struct {
 	// a handshake of your own (authentication, subscriptions). An error
 	// fails the attempt, and the policy decides what follows.
 	OnConnect func(ctx context.Context, conn *Conn) error
+	// OnEvent, if set, receives every event on the client's own
+	// goroutine, in order, instead of the Events channel, which then
+	// carries nothing and just closes when the client ends. It saves the
+	// goroutine handoff of a channel on every message (lower latency) and
+	// lets a client run without a reader goroutine of its own. While it
+	// runs nothing is read from the socket, so it must return promptly;
+	// it may call Send, Close and Terminate.
+	OnEvent func(Event)
 	// Logger receives structured lifecycle logs; nil means silent.
 	// Header values are never logged.
 	Logger *slog.Logger
@@ -120,7 +128,7 @@ type settings struct {
 	urls       []*url.URL // the URL given to New, then Config.URLs
 	dialer     websocket.Dialer
 	policy     Policy
-	logger     *slog.Logger
+	logger     *slog.Logger // nil when silent
 	keepalive  bool
 	sendBuffer int // 0: no buffering
 }
@@ -151,10 +159,7 @@ func newSettings(rawURL string, cfg Config) (*settings, error) {
 	if s.Backoff == nil {
 		s.Backoff = DefaultBackoff
 	}
-	s.logger = cfg.Logger
-	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
-	}
+	s.logger = cfg.Logger // nil: silent, and no log arguments built at all
 	switch {
 	case cfg.SendBuffer == 0:
 		s.sendBuffer = DefaultSendBuffer
@@ -162,6 +167,9 @@ func newSettings(rawURL string, cfg Config) (*settings, error) {
 		s.sendBuffer = cfg.SendBuffer
 	}
 	s.EventBuffer = orDefault(cfg.EventBuffer, DefaultEventBuffer)
+	if cfg.OnEvent != nil {
+		s.EventBuffer = 0 // the channel only closes
+	}
 	s.keepalive = cfg.PingInterval >= 0
 	s.PingInterval = orDefault(cfg.PingInterval, DefaultPingInterval)
 	s.PongTimeout = orDefault(cfg.PongTimeout, DefaultPongTimeout)

@@ -38,6 +38,13 @@ func (c *Client) read(conn *Conn) Disconnect {
 		c.counters.msgsIn.Add(1)
 		c.counters.bytesIn.Add(uint64(len(data)))
 		msg := Message{ConnID: conn.id, Type: MessageType(typ), Data: data}
+		if c.s.OnEvent != nil {
+			conn.busy.Store(true) // a slow callback is not a dead link
+			c.s.OnEvent(msg)
+			conn.activity.Add(1)
+			conn.busy.Store(false)
+			continue
+		}
 		select {
 		case c.events <- msg:
 			continue

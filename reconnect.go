@@ -37,8 +37,10 @@ func (c *Client) connectLoop() error {
 			}
 			d.Attempt = attempt
 			dec, delay, err := c.plan(d, c.decide(d))
-			log.Warn("resocket: attempt failed", "url", endpoint.Redacted(), "attempt", attempt,
-				"http_status", d.HTTPStatus, "err", d.Err, "decision", dec.Action)
+			if log != nil {
+				log.Warn("resocket: attempt failed", "url", endpoint.Redacted(), "attempt", attempt,
+					"http_status", d.HTTPStatus, "err", d.Err, "decision", dec.Action)
+			}
 			c.emit(DialFailed{Disconnect: d, Decision: dec})
 			c.nextURL()
 			if dec.Action != Reconnect || !c.wait(delay, attempt+1) {
@@ -46,8 +48,10 @@ func (c *Client) connectLoop() error {
 			}
 			continue
 		}
-		log.Info("resocket: connected", "url", endpoint.Redacted(), "conn", conn.id, "attempt", attempt,
-			"header_names", headerNames(c.s.Header))
+		if log != nil {
+			log.Info("resocket: connected", "url", endpoint.Redacted(), "conn", conn.id, "attempt", attempt,
+				"header_names", headerNames(c.s.Header))
+		}
 		d = c.serve(conn, Connected{ConnID: conn.id, Attempt: attempt,
 			Subprotocol: conn.ws.Subprotocol(), Header: header, URL: endpoint.Redacted()})
 		if d.Uptime >= c.s.StableAfter {
@@ -66,8 +70,10 @@ func (c *Client) connectLoop() error {
 			dec = c.decide(d)
 		}
 		dec, delay, err := c.plan(d, dec)
-		log.Info("resocket: disconnected", "conn", conn.id, "code", int(d.Code), "reason", d.Reason,
-			"err", d.Err, "uptime", d.Uptime, "decision", dec.Action)
+		if log != nil {
+			log.Info("resocket: disconnected", "conn", conn.id, "code", int(d.Code), "reason", d.Reason,
+				"err", d.Err, "uptime", d.Uptime, "decision", dec.Action)
+		}
 		c.emit(Disconnected{ConnID: conn.id, Disconnect: d, Decision: dec})
 		if d.Code == StatusGoingAway {
 			c.nextURL()
@@ -288,7 +294,9 @@ func (c *Client) wait(delay time.Duration, next int) bool {
 	if closing {
 		return false
 	}
-	c.s.logger.Debug("resocket: reconnecting", "attempt", next, "delay", delay)
+	if log := c.s.logger; log != nil {
+		log.Debug("resocket: reconnecting", "attempt", next, "delay", delay)
+	}
 	c.emit(Reconnecting{Attempt: next, Delay: delay})
 	t := time.NewTimer(delay)
 	defer t.Stop()
@@ -313,6 +321,10 @@ func (c *Client) closeRequested() bool {
 // waits no later than CloseTimeout from the Close; after Terminate, not at
 // all.
 func (c *Client) emit(ev Event) {
+	if c.s.OnEvent != nil {
+		c.s.OnEvent(ev)
+		return
+	}
 	select {
 	case c.events <- ev:
 		return
@@ -353,8 +365,8 @@ func (c *Client) finish(err error) {
 	unsent := c.queue.drain()
 	c.mu.Unlock()
 	c.cancel()
-	if err != nil {
-		c.s.logger.Warn("resocket: gave up", "err", err)
+	if log := c.s.logger; err != nil && log != nil {
+		log.Warn("resocket: gave up", "err", err)
 	}
 	c.emit(Closed{Err: err, Unsent: unsent})
 	close(c.events)
