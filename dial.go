@@ -83,7 +83,7 @@ func (c *Client) handshake(endpoint string) (ws *websocket.Conn, header http.Hea
 	}
 	done := make(chan result, 1)
 	go func() {
-		ws, resp, err := c.dialer.DialContext(c.ctx, endpoint, request)
+		ws, resp, err := c.dialer.DialContext(c.ctx, endpoint, request) //nolint:bodyclose // closed below, once back on the loop goroutine
 		done <- result{ws, resp, err}
 	}()
 	r := <-done
