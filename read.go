@@ -37,21 +37,18 @@ func (c *Client) read(conn *Conn) Disconnect {
 		}
 		c.counters.msgsIn.Add(1)
 		c.counters.bytesIn.Add(uint64(len(data)))
-		msg := Message{ConnID: conn.id, Type: MessageType(typ), Data: data}
-		if c.s.OnEvent != nil {
-			conn.busy.Store(true) // a slow callback is not a dead link
-			c.s.OnEvent(msg)
-			conn.activity.Add(1)
-			conn.busy.Store(false)
-			continue
+		var ev Event = Message{ConnID: conn.id, Type: MessageType(typ), Data: data} // boxed once
+		if c.s.OnEvent == nil {
+			select {
+			case c.events <- ev:
+				continue
+			default:
+			}
 		}
-		select {
-		case c.events <- msg:
-			continue
-		default:
-		}
+		// The reader of Events, or OnEvent, is slow: while we wait for it,
+		// silence on the socket is not a dead link.
 		conn.busy.Store(true)
-		c.emit(msg)
+		c.emit(ev)
 		conn.activity.Add(1)
 		conn.busy.Store(false)
 	}

@@ -26,7 +26,7 @@ import (
 // resocket alone, nobody reading Events; resocket with gorilla's default
 // dialer (a write buffer per connection instead of a pooled one); coder
 // with one goroutine calling Read; gws with its ReadLoop goroutine.
-var idleImpls = []string{"gorilla", "resocket", "resocket-bare", "resocket-nopool", "coder", "gws"}
+var idleImpls = []string{"gorilla", "resocket", "resocket-onevent", "resocket-bare", "resocket-nopool", "coder", "gws"}
 
 // idleResult is what a child process reports after opening N idle
 // connections: the growth of its RSS, heap, stacks and goroutine count.

@@ -31,8 +31,8 @@ type runner struct {
 var msg64 = make([]byte, 64)
 
 func throughputBenches() []throughputBench {
-	all := []string{"gorilla", "resocket", "coder", "gws"}
-	withNoPool := []string{"gorilla", "resocket", "resocket-nopool", "coder", "gws"}
+	all := []string{"gorilla", "resocket", "resocket-onevent", "coder", "gws"}
+	withNoPool := []string{"gorilla", "resocket", "resocket-onevent", "resocket-nopool", "coder", "gws"}
 	dial := func(path string, f func(c clients.Client, n int) error) func(clients.Impl, *harness.Server) (runner, error) {
 		return func(im clients.Impl, srv *harness.Server) (runner, error) {
 			c, err := im.Dial(srv.URL(path, false), nil)

@@ -74,7 +74,7 @@ func All() []Impl {
 
 // ByName returns the implementations named, in that order.
 func ByName(names ...string) ([]Impl, error) {
-	all := append(All(), GorillaResume(), ResocketNoPool(), ResocketBare())
+	all := append(All(), GorillaResume(), ResocketNoPool(), ResocketBare(), ResocketOnEvent())
 	var out []Impl
 	for _, n := range names {
 		found := false
