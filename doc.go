@@ -40,6 +40,16 @@
 // loop. Every attempt dials a new connection with a new ID; HeaderFunc runs
 // before each one and OnConnect on each new connection.
 //
+// # Control
+//
+// WaitConnected blocks until a connection is up; ForceReconnect drops the
+// current connection (or cuts a backoff wait) and dials now; Stats reports
+// counters, the last Disconnect and when the next attempt is due;
+// Config.URLs rotates between endpoints; SendJSON and Message.DecodeJSON
+// cover the common JSON case. Config.OnEvent delivers events to a callback
+// on the client's goroutine instead of the channel: no handoff between
+// goroutines per message, and no reader goroutine per client.
+//
 // # Delivery
 //
 // A message accepted by Send is written, or kept for the next connection
