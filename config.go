@@ -103,23 +103,40 @@ type Config struct {
 }
 
 // DefaultBackoff returns the backoff used when Config.Backoff is nil:
-// exponential from 500 ms, doubling, capped at 15 s, with full jitter (each
-// delay is uniform between zero and twice the current interval, so the
-// first reconnect comes within 1 s and clients dropped together spread
-// out), and it never gives up. Wrap it to limit attempts:
+// 100 ms, plus exponential full jitter from 450 ms, doubling, with the
+// interval capped at 15 s. Each delay is 100 ms plus a uniform draw between
+// zero and twice the current interval: the first reconnect comes between
+// 100 ms and 1 s, the next within 1.9 s, and so on up to 30.1 s, and it
+// never gives up. The jitter spreads clients dropped together; the 100 ms
+// floor keeps them all from dialing while a restarting server is still
+// sending its close frames. Wrap it to limit retries (10 retries: 11
+// attempts):
 //
 //	cfg.Backoff = func() backoff.BackOff {
 //		return backoff.WithMaxRetries(resocket.DefaultBackoff(), 10)
 //	}
 func DefaultBackoff() backoff.BackOff {
-	b := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(500*time.Millisecond),
+	return &floorBackOff{floor: 100 * time.Millisecond, BackOff: backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(450*time.Millisecond),
 		backoff.WithRandomizationFactor(1),
 		backoff.WithMultiplier(2),
 		backoff.WithMaxInterval(15*time.Second),
 		backoff.WithMaxElapsedTime(0),
-	)
-	return b
+	)}
+}
+
+// floorBackOff adds a fixed floor under another backoff's delays.
+type floorBackOff struct {
+	backoff.BackOff
+	floor time.Duration
+}
+
+func (b *floorBackOff) NextBackOff() time.Duration {
+	d := b.BackOff.NextBackOff()
+	if d == backoff.Stop {
+		return d
+	}
+	return b.floor + d
 }
 
 // settings is a Config with its defaults applied and checked.

@@ -33,9 +33,9 @@
 // reconnects on 408 and 5xx, and waits for Retry-After on 429 and 503.
 // Wrap DefaultPolicy to change single cases.
 //
-// Reconnects wait for the Backoff (DefaultBackoff: full jitter from 500 ms,
-// doubling to a 15 s cap, forever) or the Decision's MinDelay, whichever is
-// longer. The backoff resets only after a connection has stayed up for a
+// Reconnects wait for the Backoff (DefaultBackoff: 100 ms plus full jitter
+// from 450 ms, doubling to a 15 s cap, forever), plus the Decision's
+// MinDelay when the policy set one. The backoff resets only after a connection has stayed up for a
 // few seconds, so a server that accepts and drops at once gets no tight
 // loop. Every attempt dials a new connection with a new ID; HeaderFunc runs
 // before each one and OnConnect on each new connection.

@@ -423,17 +423,28 @@ func TestDefaultBackoffJitter(t *testing.T) {
 	for range 50 {
 		b := DefaultBackoff()
 		d := b.NextBackOff()
-		assert.GreaterOrEqual(t, d, time.Duration(0))
+		assert.GreaterOrEqual(t, d, 100*time.Millisecond, "no client dials while the server is still closing")
 		assert.LessOrEqual(t, d, time.Second, "the first reconnect comes within 1 s")
 		firsts[d] = true
 		// It never gives up on its own.
 		for range 30 {
 			d = b.NextBackOff()
 			require.NotEqual(t, backoff.Stop, d)
-			assert.LessOrEqual(t, d, 30*time.Second)
+			assert.LessOrEqual(t, d, 30100*time.Millisecond)
 		}
 	}
 	assert.Greater(t, len(firsts), 1, "fresh backoffs all start with the same delay: no jitter")
+
+	// Reset starts the count again, and backoff.Stop passes through.
+	b := DefaultBackoff()
+	for range 10 {
+		b.NextBackOff()
+	}
+	b.Reset()
+	assert.LessOrEqual(t, b.NextBackOff(), time.Second, "after Reset the first window again")
+	limited := backoff.WithMaxRetries(DefaultBackoff(), 1)
+	limited.NextBackOff()
+	assert.Equal(t, backoff.Stop, limited.NextBackOff())
 }
 
 // ---- every reopen is a fresh connection ----
