@@ -298,6 +298,9 @@ func (c *Client) wait(delay time.Duration, next int) bool {
 		log.Debug("resocket: reconnecting", "attempt", next, "delay", delay)
 	}
 	c.emit(Reconnecting{Attempt: next, Delay: delay})
+	if delay <= 0 {
+		return !c.closeRequested() // no timer to wait on
+	}
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
