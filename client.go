@@ -64,6 +64,7 @@ type Client struct {
 	// wake carries a ForceReconnect to the loop's backoff wait.
 	wake     chan struct{}
 	counters counters
+	backlog  backlog // lifecycle events waiting for room in events
 }
 
 type closeRequest struct {
@@ -112,9 +113,8 @@ func New(url string, cfg Config) (*Client, error) {
 // done, OnConnect run and the send buffer flushed. It retries as the policy
 // decides until ctx ends. On failure it returns the cause (wrapping ErrGaveUp
 // for a GiveUp, or ctx's error and the last attempt's) and leaves nothing
-// running. Events seen while waiting stay in the Events channel; if more
-// than EventBuffer pile up before the connection opens, attempts pause
-// until they are read.
+// running. Events seen while waiting stay queued for the Events channel,
+// however many attempts it takes.
 func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
 	c, err := New(url, cfg)
 	if err != nil {

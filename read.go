@@ -38,7 +38,7 @@ func (c *Client) read(conn *Conn) Disconnect {
 		c.counters.msgsIn.Add(1)
 		c.counters.bytesIn.Add(uint64(len(data)))
 		var ev Event = Message{ConnID: conn.id, Type: MessageType(typ), Data: data} // boxed once
-		if c.s.OnEvent == nil {
+		if c.s.OnEvent == nil && !c.backlog.pumping.Load() {
 			select {
 			case c.events <- ev:
 				continue
@@ -48,7 +48,7 @@ func (c *Client) read(conn *Conn) Disconnect {
 		// The reader of Events, or OnEvent, is slow: while we wait for it,
 		// silence on the socket is not a dead link.
 		conn.busy.Store(true)
-		c.emit(ev)
+		c.emitInOrder(ev)
 		conn.activity.Add(1)
 		conn.busy.Store(false)
 	}

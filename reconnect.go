@@ -182,10 +182,7 @@ func (c *Client) serve(conn *Conn, connected Connected) Disconnect {
 		go c.flush(conn, &flushing)
 	}
 	c.mu.Unlock()
-	conn.busy.Store(true) // a slow reader of Connected is not a dead link
 	c.emit(connected)
-	conn.activity.Add(1)
-	conn.busy.Store(false)
 
 	d := c.read(conn)
 
@@ -319,46 +316,6 @@ func (c *Client) closeRequested() bool {
 	return c.closeReq != nil
 }
 
-// emit delivers an event, waiting for the reader: that wait is what slows
-// reading from the socket when the reader falls behind. After Close it
-// waits no later than CloseTimeout from the Close; after Terminate, not at
-// all.
-func (c *Client) emit(ev Event) {
-	if c.s.OnEvent != nil {
-		c.s.OnEvent(ev)
-		return
-	}
-	select {
-	case c.events <- ev:
-		return
-	default:
-	}
-	select {
-	case c.events <- ev:
-	case <-c.abandon:
-		c.emitNow(ev)
-	case <-c.closing:
-		t := time.NewTimer(time.Until(c.closeBy))
-		defer t.Stop()
-		select {
-		case c.events <- ev:
-		case <-c.abandon:
-			c.emitNow(ev)
-		case <-t.C:
-			c.abandonEvents()
-			c.emitNow(ev)
-		}
-	}
-}
-
-// emitNow delivers ev if the channel has room, and drops it otherwise.
-func (c *Client) emitNow(ev Event) {
-	select {
-	case c.events <- ev:
-	default:
-	}
-}
-
 // finish ends the client: Closed with what was never sent, then the
 // channel closes and Done.
 func (c *Client) finish(err error) {
@@ -371,7 +328,7 @@ func (c *Client) finish(err error) {
 	if log := c.s.logger; err != nil && log != nil {
 		log.Warn("resocket: gave up", "err", err)
 	}
-	c.emit(Closed{Err: err, Unsent: unsent})
+	c.emitLast(Closed{Err: err, Unsent: unsent})
 	close(c.events)
 	close(c.done)
 }

@@ -1,0 +1,84 @@
+package resocket
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/resocket/resocket/mocks"
+)
+
+// Nobody reads Events while Dial waits through many refused attempts: the
+// lifecycle events must not stall the loop, and none may be lost.
+func TestDialKeepsTryingWhileNobodyReadsEvents(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	const refusals = 20
+	srv.Refuse(503, "", refusals)
+	cfg := fastConfig()
+	cfg.EventBuffer = 1
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	c, err := Dial(ctx, srv.URL(), cfg)
+	require.NoError(t, err, "the loop stalled on a full Events channel")
+	t.Cleanup(c.Terminate)
+
+	evs := collect(t, c, func(ev Event) bool { _, ok := ev.(Connected); return ok }, waitFor)
+	var want []string
+	for range refusals {
+		want = append(want, "Connecting", "DialFailed", "Reconnecting")
+	}
+	want = append(want, "Connecting", "Connected")
+	assert.Equal(t, want, typeNames(evs), "every event, in order")
+	for i, ev := range onlyOf[Connecting](evs) {
+		assert.Equal(t, i+1, ev.Attempt)
+	}
+}
+
+// Lifecycle events queued behind a full channel still come before the
+// messages that followed them.
+func TestBacklogKeepsOrderWithMessages(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	cfg := fastConfig()
+	cfg.EventBuffer = 1
+	c := newClient(t, srv.URL(), cfg)
+	sconn := srv.NextConn(t, waitFor)
+	const n = 10
+	for i := range n {
+		require.NoError(t, sconn.SendText(fmt.Sprint(i)))
+	}
+	evs := collect(t, c, func(ev Event) bool {
+		m, ok := ev.(Message)
+		return ok && string(m.Data) == fmt.Sprint(n-1)
+	}, waitFor)
+	require.Equal(t, "Connecting", typeNames(evs)[0])
+	require.Equal(t, "Connected", typeNames(evs)[1])
+	msgs := onlyOf[Message](evs)
+	require.Len(t, msgs, n)
+	for i, m := range msgs {
+		assert.Equal(t, fmt.Sprint(i), string(m.Data))
+	}
+}
+
+// Terminate with a backlog that nobody will read returns, and leaves no
+// pump behind (goleak checks at the end of the package).
+func TestTerminateWithUnreadBacklog(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	srv.Refuse(503, "", -1)
+	cfg := fastConfig()
+	cfg.EventBuffer = 1
+	c := newClient(t, srv.URL(), cfg)
+	require.True(t, srv.WaitRequests(10, waitFor), "the loop stalled on a full Events channel")
+	returnsWithin(t, waitFor, "Terminate", c.Terminate)
+	select {
+	case <-c.Done():
+	case <-time.After(waitFor):
+		t.Fatal("Done not closed")
+	}
+}
