@@ -18,7 +18,9 @@ import (
 // Concurrency: every method is safe to call from any goroutine, including
 // from the client's own callbacks. One goroutine per client owns the
 // connect loop, the current connection, the attempt count and the sending
-// side of Events; it alone closes that channel. It is also the goroutine
+// side of Events (lifecycle events that find the channel full are handed
+// to a short-lived pump, so they never hold up reconnecting); it alone
+// closes that channel. It is also the goroutine
 // that reads the socket and runs HeaderFunc, OnConnect and Policy, so a
 // callback that blocks stalls the client, and a reader of Events that
 // stops reading stops reading from the socket too (TCP backpressure) —
