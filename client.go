@@ -197,8 +197,9 @@ func (c *Client) State() State {
 // written in order after OnConnect on the next connection, before any later
 // Send; it returns ErrBufferFull when the buffer is full and
 // ErrNotConnected when buffering is off. After Close, Terminate or a
-// GiveUp it returns ErrClosed. Send is safe from many goroutines at once; data is not
-// retained after Send returns unless it is buffered.
+// GiveUp it returns ErrClosed. Send is safe from many goroutines at once;
+// data is not retained after Send returns unless it is buffered (as a
+// copy).
 func (c *Client) Send(ctx context.Context, typ MessageType, data []byte) error {
 	if typ != MessageText && typ != MessageBinary {
 		return fmt.Errorf("%w: %d", ErrInvalidMessageType, int(typ))
