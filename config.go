@@ -289,7 +289,9 @@ func newDialer(d *websocket.Dialer, tlsURL bool) websocket.Dialer {
 	}
 	if tlsURL && out.NetDialTLSContext == nil {
 		// A reconnecting client dials the same host again and again:
-		// resuming the TLS session costs about half a full handshake.
+		// resuming the TLS session skips the certificate check (measured
+		// about 7 % of a wss reconnect with Go 1.26, whose post-quantum
+		// key exchange is repeated either way).
 		var tc *tls.Config
 		if out.TLSClientConfig != nil {
 			tc = out.TLSClientConfig.Clone()
