@@ -78,9 +78,6 @@ func (c *Client) emitInOrder(ev Event) {
 	c.deliver(ev)
 }
 
-// emitLast delivers Closed after everything else; nothing follows it.
-func (c *Client) emitLast(ev Event) { c.emitInOrder(ev) }
-
 // deliver sends ev, waiting for the reader. After Close it waits no later
 // than CloseTimeout from the Close; after Terminate, not at all.
 func (c *Client) deliver(ev Event) {

@@ -328,7 +328,7 @@ func (c *Client) finish(err error) {
 	if log := c.s.logger; err != nil && log != nil {
 		log.Warn("resocket: gave up", "err", err)
 	}
-	c.emitLast(Closed{Err: err, Unsent: unsent})
+	c.emitInOrder(Closed{Err: err, Unsent: unsent}) // after the backlog; nothing follows it
 	close(c.events)
 	close(c.done)
 }
