@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -16,39 +17,39 @@ import (
 // Policy decides, and reports everything that happens on Events.
 //
 // Concurrency: every method is safe to call from any goroutine, including
-// from the client's own callbacks. One goroutine per client owns the
-// connect loop, the current connection, the attempt count and the sending
-// side of Events (lifecycle events that find the channel full are handed
-// to a short-lived pump, so they never hold up reconnecting); it alone
-// closes that channel. It is also the goroutine
-// that reads the socket and runs HeaderFunc, OnConnect and Policy, so a
-// callback that blocks stalls the client, and a reader of Events that
-// stops reading stops reading from the socket too (TCP backpressure) —
-// until Close or Terminate, which never wait on the reader for longer than
-// CloseTimeout. Send writes on the caller's goroutine.
+// from the client's own callbacks. One goroutine per client, the loop,
+// owns the connect loop, the current connection's reading, the attempt
+// count and the sending side of Events; it alone closes that channel. It
+// runs HeaderFunc, OnConnect, Policy, Backoff and OnEvent, so a callback
+// that blocks stalls the client, and a reader of Events that stops reading
+// stops reading from the socket too (TCP backpressure), until Close or
+// Terminate, which never wait on the reader for longer than CloseTimeout.
+// Short-lived helpers: the dial helper (runs the Dialer and its hooks
+// while the loop waits), the flusher (writes the send buffer beside the
+// reader), the pump (delivers lifecycle events that found Events full).
+// Send writes on the caller's goroutine. docs/architecture.md has the
+// whole picture.
 type Client struct {
-	s      *settings
-	dialer websocket.Dialer // s.dialer, with every dial tracked
+	cfg    *settings
+	dialer websocket.Dialer // the Config's, with dials tracked and hooks marked as callbacks
 	bo     backoff.BackOff
-	events chan Event
-	done   chan struct{}
+	events emitter
+	done   chan struct{} // closed by the loop as its last act
 
-	// ctx is given to callbacks and dials; cancel ends it at Close or
-	// Terminate.
+	// ctx is the closing signal: cancelled by the first Close or Terminate
+	// (and when the client ends), given to callbacks and dials.
 	ctx    context.Context
 	cancel context.CancelFunc
-
-	// closing is closed by the first Close or Terminate; abandon once
-	// events may be discarded (Terminate, or CloseTimeout after Close).
-	closing       chan struct{}
-	closingOnce   sync.Once
-	abandon       chan struct{}
-	abandonOnce   sync.Once
-	closeBy       time.Time // set before closing is closed
-	loopGoroutine uint64    // goroutine ID of the loop, for re-entrant Close
+	// terminated is closed by Terminate: event delivery stops waiting.
+	terminated chan struct{}
+	// inCallback counts callbacks running now; see awaitEnd.
+	inCallback atomic.Int32
+	// wake interrupts a backoff wait after ForceReconnect.
+	wake     chan struct{}
+	counters counters
 
 	mu       sync.Mutex
-	state    State
+	state    State         // written only by setStateLocked
 	closeReq *closeRequest // set by the first Close or Terminate
 	live     *Conn         // the open connection, flushed or not
 	ready    *Conn         // live, once the send buffer is flushed: Sends go straight to it
@@ -57,22 +58,12 @@ type Client struct {
 	queue    sendQueue
 	last     Disconnect // the latest Disconnect, for Dial's error and Stats
 	err      error
+	forceGen uint64 // counts ForceReconnect calls
 
-	urlIndex    int       // of s.urls: the endpoint of the current or next attempt
+	urlIndex    int       // of cfg.urls: the endpoint of the current or next attempt
 	attempts    int       // in total, for Stats
 	connects    int       // in total, for Stats
 	nextAttempt time.Time // while waiting out a backoff
-
-	// wake carries a ForceReconnect to the loop's backoff wait.
-	wake     chan struct{}
-	counters counters
-	backlog  backlog // lifecycle events waiting for room in events
-}
-
-type closeRequest struct {
-	code      StatusCode
-	reason    string
-	terminate bool
 }
 
 // New checks url and cfg and returns a client that connects in the
@@ -84,30 +75,39 @@ func New(url string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &Client{
-		s:       s,
-		bo:      s.Backoff(),
-		events:  make(chan Event, s.EventBuffer),
-		done:    make(chan struct{}),
-		ctx:     ctx,
-		cancel:  cancel,
-		closing: make(chan struct{}),
-		abandon: make(chan struct{}),
-		state:   StateConnecting,
-		readyCh: make(chan struct{}),
-		queue:   sendQueue{limit: s.sendBuffer},
-		wake:    make(chan struct{}, 1),
-	}
-	if c.bo == nil {
-		cancel()
+	bo := s.newBackoff()
+	if bo == nil {
 		return nil, fmt.Errorf("%w: Backoff returned nil", ErrInvalidConfig)
 	}
-	c.dialer = s.dialer
-	c.trackDials(&c.dialer)
-	started := make(chan struct{})
-	go c.loop(started)
-	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		cfg:        s,
+		bo:         bo,
+		done:       make(chan struct{}),
+		ctx:        ctx,
+		cancel:     cancel,
+		terminated: make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		state:      StateConnecting,
+		readyCh:    make(chan struct{}),
+		queue:      sendQueue{limit: s.sendBuffer},
+	}
+	c.events = emitter{
+		ch:         make(chan Event, s.eventBuffer),
+		closing:    ctx.Done(),
+		terminated: c.terminated,
+		closeBy:    c.closeDeadline,
+	}
+	if user := s.onEvent; user != nil {
+		c.events.onEvent = func(ev Event) { // a callback; not through c.callback: this is the hot path
+			c.inCallback.Add(1)
+			user(ev)
+			c.inCallback.Add(-1)
+		}
+	}
+	c.dialer = newDialer(cfg.Dialer, s.anyTLS(), s.subprotocols)
+	trackDials(&c.dialer, c.trackDial, c.callback)
+	go c.run()
 	return c, nil
 }
 
@@ -124,6 +124,7 @@ func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
 	}
 	if err := c.WaitConnected(ctx); err != nil {
 		c.Terminate()
+		<-c.done // Terminate returns early while a callback runs; Dial leaves nothing running
 		return nil, err
 	}
 	return c, nil
@@ -163,7 +164,7 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 // taken within CloseTimeout) or Terminate (at once). With Config.OnEvent
 // set, the events go to that callback instead, and this channel only
 // closes when the client ends.
-func (c *Client) Events() <-chan Event { return c.events }
+func (c *Client) Events() <-chan Event { return c.events.ch }
 
 // Done returns a channel that is closed once the client has ended and all
 // its goroutines have returned.
@@ -186,12 +187,13 @@ func (c *Client) State() State {
 }
 
 // Send writes a data message. While connected it returns once the frame is
-// written. If the connection closes or fails under the write, the frame is
-// incomplete, so the peer cannot have taken it: the message is kept for the
-// next connection as if sent while disconnected (or, with buffering off,
-// the write's error is returned). If ctx ends first, Send returns ctx's
-// error and the message is dropped; a write cut off half-way drops that
-// connection too, and the client reconnects.
+// written. If ctx ends first, also while Send waits for another write on
+// the connection to finish, Send returns ctx's error and the message is
+// dropped; a write cut off half-way drops that connection too, and the
+// client reconnects. If the connection closes or fails under the write,
+// the frame is incomplete, so the peer cannot have taken it: the message is
+// kept for the next connection as if sent while disconnected (or, with
+// buffering off, the write's error is returned).
 //
 // While not connected Send holds the message in the send buffer, to be
 // written in order after OnConnect on the next connection, before any later
@@ -212,10 +214,10 @@ func (c *Client) Send(ctx context.Context, typ MessageType, data []byte) error {
 		if err == nil || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
-		// The connection was closing or failed under the write. A failed
-		// write never completes its frame, so the peer cannot have taken
-		// the message: it keeps its place for the next connection. If
-		// that one is up already, write it there.
+		// The connection ended while the message waited for it, or under
+		// the write. A failed write never completes its frame, so the peer
+		// cannot have taken the message: it keeps its place for the next
+		// connection. If that one is up already, write it there.
 		c.mu.Lock()
 		if c.ready == conn || c.ready == nil {
 			qerr := c.enqueueLocked(typ, data) // flushed when the next one opens
@@ -262,17 +264,22 @@ func (c *Client) enqueueLocked(typ MessageType, data []byte) error {
 // up) or a reason over 123 bytes or not UTF-8 gives an error wrapping
 // ErrInvalidCloseCode or ErrInvalidReason and leaves the client as it was.
 // Once the client is closing or has ended, Close waits for the end and
-// returns ErrClosed. Called from a callback of the client's own (OnConnect,
-// HeaderFunc, Policy), it starts the close and returns without waiting.
+// returns ErrClosed.
+//
+// Close may be called from any callback of the client's (HeaderFunc,
+// OnConnect, Policy, Backoff, OnEvent, the Dialer's hooks). While one of
+// them is running, from it or from elsewhere, Close cannot wait for the
+// goroutine that runs it: it returns once the close is under way, and
+// Done closes when the callback has returned and the client has ended.
 func (c *Client) Close(code StatusCode, reason string) error {
 	if err := validateClose(code, reason); err != nil {
 		return err
 	}
-	first, live := c.requestClose(&closeRequest{code: code, reason: reason})
+	first, live := c.requestClose(code, reason, false)
 	if first && live != nil {
-		live.sendClose(code, reason, c.closeBy)
+		live.sendClose(code, reason, c.closeDeadline())
 	}
-	c.waitDone()
+	c.awaitEnd()
 	if !first {
 		return ErrClosed
 	}
@@ -281,70 +288,39 @@ func (c *Client) Close(code StatusCode, reason string) error {
 
 // Terminate drops the connection at once, without a closing handshake,
 // stops reconnecting and returns once every goroutine of the client has
-// ended. Events the reader has not taken may be discarded. It is safe to
-// call more than once and from any goroutine.
+// ended (with the same exception as Close while a callback runs). Events
+// the reader has not taken may be discarded. It is safe to call more than
+// once and from any goroutine, and after Close, which it cuts short.
 func (c *Client) Terminate() {
-	c.abandonEvents()
-	_, live := c.requestClose(&closeRequest{terminate: true})
-	if live != nil {
+	if _, live := c.requestClose(0, "", true); live != nil {
 		live.kill(errTerminated)
 	}
-	c.waitDone()
-}
-
-// requestClose records the first Close or Terminate and interrupts
-// whatever the loop is waiting on. It returns whether this call was the
-// first, and the live connection, if any.
-func (c *Client) requestClose(req *closeRequest) (first bool, live *Conn) {
-	c.mu.Lock()
-	if c.closeReq == nil && c.state != StateClosed {
-		first = true
-		c.closeReq = req
-		c.state = StateClosing
-		if c.dialing != nil {
-			_ = c.dialing.Close() // gorilla waits for the 101 regardless of ctx
-		}
-	}
-	live = c.live
-	c.mu.Unlock()
-	c.closingOnce.Do(func() {
-		c.closeBy = time.Now().Add(c.s.CloseTimeout)
-		close(c.closing)
-	})
-	c.cancel()
-	return first, live
+	c.awaitEnd()
 }
 
 // ForceReconnect drops the current connection, without a closing
 // handshake, and dials again at once; while the client waits out a backoff
-// it cuts the wait short. Use it when you know the link is stale (after a
-// network change, say). The policy is not consulted for the dropped
+// it cuts the wait short; during a handshake it does nothing more (the
+// connection that opens serves it). Use it when you know the link is stale,
+// after a network change, say. The policy is not consulted for the dropped
 // connection: its Disconnected carries ErrForcedReconnect and a Reconnect
 // decision. It does nothing once the client is closing or has ended.
 func (c *Client) ForceReconnect() {
 	c.mu.Lock()
 	live := c.live
 	ended := c.closeReq != nil || c.state == StateClosed
+	if !ended {
+		c.forceGen++
+	}
 	c.mu.Unlock()
 	if ended {
 		return
 	}
 	select {
 	case c.wake <- struct{}{}:
-	default: // one pending wake-up is enough
+	default: // one pending wake-up is enough: the loop rereads forceGen
 	}
 	if live != nil {
 		live.kill(ErrForcedReconnect)
 	}
-}
-
-func (c *Client) abandonEvents() { c.abandonOnce.Do(func() { close(c.abandon) }) }
-
-// waitDone waits for the loop to end, unless called from the loop itself
-// (a callback calling Close), which would wait for itself forever.
-func (c *Client) waitDone() {
-	if goroutineID() == c.loopGoroutine {
-		return
-	}
-	<-c.done
 }

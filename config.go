@@ -90,7 +90,8 @@ type Config struct {
 	// goroutine handoff of a channel on every message (lower latency) and
 	// lets a client run without a reader goroutine of its own. While it
 	// runs nothing is read from the socket, so it must return promptly;
-	// it may call Send, Close and Terminate.
+	// it may call any method of the client (see Close for what Close and
+	// Terminate do from a callback).
 	OnEvent func(Event)
 	// Logger receives structured lifecycle logs; nil means silent.
 	// Header values are never logged.
@@ -139,15 +140,27 @@ func (b *floorBackOff) NextBackOff() time.Duration {
 	return b.floor + d
 }
 
-// settings is a Config with its defaults applied and checked.
+// settings is a Config resolved: defaults applied, checked, copied. Each
+// setting has exactly one field here, and nothing reads Config after New.
+// The dialer is not here: it needs the client (see newDialer).
 type settings struct {
-	Config
-	urls       []*url.URL // the URL given to New, then Config.URLs
-	dialer     websocket.Dialer
-	policy     Policy
-	logger     *slog.Logger // nil when silent
-	keepalive  bool
-	sendBuffer int // 0: no buffering
+	urls         []*url.URL // the URL given to New, then Config.URLs
+	header       http.Header
+	headerFunc   func(ctx context.Context) (http.Header, error)
+	subprotocols []string
+	policy       Policy
+	newBackoff   func() backoff.BackOff
+	sendBuffer   int // 0: no buffering
+	eventBuffer  int // 0 with onEvent: the channel only closes
+	keepalive    bool
+	pingInterval time.Duration
+	pongTimeout  time.Duration
+	closeTimeout time.Duration
+	readLimit    int64
+	stableAfter  time.Duration
+	onConnect    func(ctx context.Context, conn *Conn) error
+	onEvent      func(Event)
+	logger       *slog.Logger // nil when silent: no log arguments are built at all
 }
 
 func newSettings(rawURL string, cfg Config) (*settings, error) {
@@ -158,7 +171,24 @@ func newSettings(rawURL string, cfg Config) (*settings, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	s := &settings{Config: cfg, urls: []*url.URL{u}}
+	s := &settings{
+		urls:         []*url.URL{u},
+		header:       cfg.Header.Clone(),
+		headerFunc:   cfg.HeaderFunc,
+		subprotocols: append([]string(nil), cfg.Subprotocols...),
+		policy:       cfg.Policy,
+		newBackoff:   cfg.Backoff,
+		eventBuffer:  orDefault(cfg.EventBuffer, DefaultEventBuffer),
+		keepalive:    cfg.PingInterval >= 0,
+		pingInterval: orDefault(cfg.PingInterval, DefaultPingInterval),
+		pongTimeout:  orDefault(cfg.PongTimeout, DefaultPongTimeout),
+		closeTimeout: orDefault(cfg.CloseTimeout, DefaultCloseTimeout),
+		readLimit:    orDefault(cfg.ReadLimit, DefaultReadLimit),
+		stableAfter:  orDefault(cfg.StableAfter, DefaultStableAfter),
+		onConnect:    cfg.OnConnect,
+		onEvent:      cfg.OnEvent,
+		logger:       cfg.Logger,
+	}
 	for _, raw := range cfg.URLs {
 		extra, err := parseURL(raw)
 		if err != nil {
@@ -166,38 +196,32 @@ func newSettings(rawURL string, cfg Config) (*settings, error) {
 		}
 		s.urls = append(s.urls, extra)
 	}
-	s.URLs = nil
-	s.Header = cfg.Header.Clone()
-	s.Subprotocols = append([]string(nil), cfg.Subprotocols...)
-	s.policy = cfg.Policy
 	if s.policy == nil {
 		s.policy = DefaultPolicy
 	}
-	if s.Backoff == nil {
-		s.Backoff = DefaultBackoff
+	if s.newBackoff == nil {
+		s.newBackoff = DefaultBackoff
 	}
-	s.logger = cfg.Logger // nil: silent, and no log arguments built at all
 	switch {
 	case cfg.SendBuffer == 0:
 		s.sendBuffer = DefaultSendBuffer
 	case cfg.SendBuffer > 0:
 		s.sendBuffer = cfg.SendBuffer
 	}
-	s.EventBuffer = orDefault(cfg.EventBuffer, DefaultEventBuffer)
-	if cfg.OnEvent != nil {
-		s.EventBuffer = 0 // the channel only closes
-	}
-	s.keepalive = cfg.PingInterval >= 0
-	s.PingInterval = orDefault(cfg.PingInterval, DefaultPingInterval)
-	s.PongTimeout = orDefault(cfg.PongTimeout, DefaultPongTimeout)
-	s.CloseTimeout = orDefault(cfg.CloseTimeout, DefaultCloseTimeout)
-	s.ReadLimit = orDefault(cfg.ReadLimit, DefaultReadLimit)
-	s.StableAfter = orDefault(cfg.StableAfter, DefaultStableAfter)
-	s.dialer = newDialer(cfg.Dialer, u.Scheme == "wss")
-	if len(s.Subprotocols) > 0 {
-		s.dialer.Subprotocols = s.Subprotocols
+	if s.onEvent != nil {
+		s.eventBuffer = 0 // the channel only closes
 	}
 	return s, nil
+}
+
+// anyTLS reports whether any endpoint is wss.
+func (s *settings) anyTLS() bool {
+	for _, u := range s.urls {
+		if u.Scheme == "wss" {
+			return true
+		}
+	}
+	return false
 }
 
 func orDefault[T int | int64 | time.Duration](v, def T) T {
@@ -279,7 +303,9 @@ func validHeaderName(name string) bool {
 // idle connection then holds no write buffer.
 var writeBufferPool = new(sync.Pool)
 
-func newDialer(d *websocket.Dialer, tlsURL bool) websocket.Dialer {
+// newDialer copies the user's dialer (or the default one), with TLS session
+// resumption for wss and the subprotocols to offer.
+func newDialer(d *websocket.Dialer, tlsURL bool, subprotocols []string) websocket.Dialer {
 	var out websocket.Dialer
 	if d != nil {
 		out = *d
@@ -302,6 +328,9 @@ func newDialer(d *websocket.Dialer, tlsURL bool) websocket.Dialer {
 			tc.ClientSessionCache = tls.NewLRUClientSessionCache(4)
 		}
 		out.TLSClientConfig = tc
+	}
+	if len(subprotocols) > 0 {
+		out.Subprotocols = subprotocols
 	}
 	return out
 }

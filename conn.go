@@ -12,23 +12,26 @@ import (
 )
 
 var (
-	errCloseSent  = websocket.ErrCloseSent
 	errTerminated = errors.New("resocket: terminated")
 	errConnEnded  = errors.New("resocket: connection ended")
-	// longAgo is a deadline in the past: it makes a blocked write return.
-	longAgo = time.Unix(1, 0)
 )
 
 // Conn is one live connection; every reopen makes a new one. The client
 // hands it to OnConnect; it is no longer usable once that connection ends.
+//
+// Writers (Client.Send on callers' goroutines, the flusher, OnConnect's
+// Conn.Send) take writeLock, a channel rather than a mutex so that a writer
+// waiting behind a blocked write still honours its ctx and the
+// connection's end. Pings, pongs and close frames go through gorilla's
+// WriteControl, which is safe beside a data write.
 type Conn struct {
 	id       uint64
 	ws       *websocket.Conn
 	opened   time.Time
 	counters *counters // the client's
 
-	writeMu     sync.Mutex
-	hasDeadline bool // guarded by writeMu: a write deadline is set on ws
+	writeLock   chan struct{} // holds a token while a data write is under way
+	hasDeadline bool          // guarded by writeLock: a write deadline is set on ws
 
 	// activity counts reads that brought data, pings and pongs; busy is
 	// set while the reader waits for the Events reader. The keepalive
@@ -36,23 +39,27 @@ type Conn struct {
 	activity atomic.Uint64
 	busy     atomic.Bool
 
-	killOnce sync.Once
-	killErr  error // why the client cut the connection; set in killOnce
-	killed   atomic.Bool
+	endOnce sync.Once
+	ended   chan struct{} // closed by kill
+	endErr  error         // why the client cut the connection; set before ended closes
 }
 
 var connIDs atomic.Uint64
 
-func newConn(ws *websocket.Conn, readLimit int64, cs *counters) *Conn {
-	c := &Conn{id: connIDs.Add(1), ws: ws, opened: time.Now(), counters: cs}
+// newConn wraps a fresh connection. controlTimeout bounds each pong it
+// writes in answer to a ping (Config.CloseTimeout).
+func newConn(ws *websocket.Conn, readLimit int64, controlTimeout time.Duration, cs *counters) *Conn {
+	c := &Conn{id: connIDs.Add(1), ws: ws, opened: time.Now(), counters: cs,
+		writeLock: make(chan struct{}, 1), ended: make(chan struct{})}
 	ws.SetReadLimit(readLimit)
 	ws.SetPongHandler(func(string) error {
 		c.activity.Add(1)
 		return nil
 	})
+	// Runs on the reader (the loop goroutine).
 	ws.SetPingHandler(func(data string) error {
 		c.activity.Add(1)
-		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(controlTimeout))
 		if err != nil && !errors.Is(err, errCloseSent) && !isTimeout(err) {
 			return err
 		}
@@ -67,98 +74,101 @@ func (c *Conn) ID() uint64 { return c.id }
 
 // Send writes a data message on this connection only: no buffering and no
 // retry. It returns once the frame is written, or with the error that
-// stopped it; after the connection has ended it fails.
+// stopped it: ctx's error if ctx ends first, also while it waits for
+// another write on this connection to finish; an error once the
+// connection has ended.
 func (c *Conn) Send(ctx context.Context, typ MessageType, data []byte) error {
 	if typ != MessageText && typ != MessageBinary {
 		return fmt.Errorf("%w: %d", ErrInvalidMessageType, int(typ))
 	}
-	if c.killed.Load() {
-		return errConnEnded
-	}
 	return c.write(ctx, typ, data)
 }
 
-// write writes one message, honouring ctx's deadline and cancellation. Any
-// failure but errCloseSent leaves the connection unusable, so it is cut,
-// and the reader reports it.
+// write writes one message, honouring ctx while it waits for the write
+// lock and while it writes. It runs on the caller's goroutine (Send,
+// Conn.Send) or the flusher's. errConnEnded means the connection ended
+// while the message waited: nothing of it reached the wire. Any failure of
+// the write itself but errCloseSent leaves the connection unusable (a
+// frame may be cut half-way), so it is cut and the reader reports it.
 func (c *Conn) write(ctx context.Context, typ MessageType, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.ws.SetWriteDeadline(dl) // gorilla only stores it
-		c.hasDeadline = true
-	} else if c.hasDeadline {
-		_ = c.ws.SetWriteDeadline(time.Time{})
-		c.hasDeadline = false
+	if err := c.lock(ctx); err != nil {
+		return err
 	}
-	var stop func() bool
-	var interrupted chan struct{}
-	if ctx.Done() != nil {
-		// gorilla sets the socket's deadline per frame, so cancelling means
-		// pulling that deadline into the past while the write blocks.
-		interrupted = make(chan struct{})
-		stop = context.AfterFunc(ctx, func() {
-			_ = c.ws.NetConn().SetWriteDeadline(longAgo)
-			close(interrupted)
-		})
+	defer c.unlock()
+	if c.isEnded() {
+		return errConnEnded
 	}
-	err := c.ws.WriteMessage(int(typ), data)
-	if stop != nil && !stop() {
-		<-interrupted // no goroutine of ours outlives the call
-	}
+	err := writeMessage(ctx, c.ws, typ, data, &c.hasDeadline)
 	if err == nil {
 		c.counters.msgsOut.Add(1)
 		c.counters.bytesOut.Add(uint64(len(data)))
 		return nil
 	}
-	if errors.Is(err, errCloseSent) {
-		return err
+	if !errors.Is(err, errCloseSent) {
+		c.kill(err)
 	}
-	if isTimeout(err) {
-		// The socket's deadline is ctx's, but may pass before ctx's own
-		// timer has fired.
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			err = ctxErr
-		} else if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-			err = context.DeadlineExceeded
-		}
-	}
-	c.kill(err)
 	return err
 }
 
-// sendClose writes a close frame; if that fails the connection is cut.
+// lock takes the write lock, unless ctx or the connection ends first.
+func (c *Conn) lock(ctx context.Context) error {
+	select {
+	case c.writeLock <- struct{}{}: // uncontended: no timer, no select on ctx
+		return nil
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case c.writeLock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ended:
+		return errConnEnded
+	}
+}
+
+func (c *Conn) unlock() { <-c.writeLock }
+
+// sendClose writes a close frame and bounds the wait for the peer's answer
+// by deadline; if the frame cannot be written the connection is cut.
 func (c *Conn) sendClose(code StatusCode, reason string, deadline time.Time) {
 	msg := websocket.FormatCloseMessage(int(code), reason)
 	if err := c.ws.WriteControl(websocket.CloseMessage, msg, deadline); err != nil && !errors.Is(err, errCloseSent) {
 		c.kill(err)
 		return
 	}
-	// Bound the wait for the peer's close frame.
 	_ = c.ws.NetConn().SetReadDeadline(deadline)
 }
 
-// kill cuts the connection at once; the first cause given is kept.
+// kill cuts the connection at once, from any goroutine; the first cause
+// given is kept.
 func (c *Conn) kill(cause error) {
-	c.killOnce.Do(func() {
-		c.killErr = cause
-		c.killed.Store(true)
+	c.endOnce.Do(func() {
+		c.endErr = cause
+		close(c.ended)
 	})
 	_ = c.ws.NetConn().Close()
 }
 
-// cause returns what kill was first given, once the reader has ended.
-func (c *Conn) cause() error {
-	if !c.killed.Load() {
-		return nil
+func (c *Conn) isEnded() bool {
+	select {
+	case <-c.ended:
+		return true
+	default:
+		return false
 	}
-	return c.killErr
 }
 
-func isTimeout(err error) bool {
-	var te interface{ Timeout() bool }
-	return errors.As(err, &te) && te.Timeout()
+// cause returns what kill was first given, or nil.
+func (c *Conn) cause() error {
+	if !c.isEnded() {
+		return nil
+	}
+	return c.endErr
 }

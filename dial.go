@@ -1,7 +1,6 @@
 package resocket
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -13,77 +12,41 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// trackDials makes d register every connection it dials with the client,
-// so that Close and Terminate can cut a handshake that stalls: gorilla
-// ignores a cancelled context while it waits for the 101.
-func (c *Client) trackDials(d *websocket.Dialer) {
-	base := d.NetDialContext
-	if base == nil && d.NetDial != nil {
-		netDial := d.NetDial
-		base = func(_ context.Context, network, addr string) (net.Conn, error) { return netDial(network, addr) }
+// trackDial records the raw connection of a handshake under way, so that
+// requestClose can cut it; it refuses the connection once the client is
+// closing. It runs on the dial helper.
+func (c *Client) trackDial(conn net.Conn) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeReq != nil {
+		return ErrClosed
 	}
-	if base == nil {
-		base = new(net.Dialer).DialContext
-	}
-	d.NetDialContext = c.tracked(base)
-	d.NetDial = nil
-	if d.NetDialTLSContext != nil {
-		d.NetDialTLSContext = c.tracked(d.NetDialTLSContext)
-	}
-}
-
-type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
-
-func (c *Client) tracked(dial dialFunc) dialFunc {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.closeReq != nil {
-			_ = conn.Close()
-			return nil, ErrClosed
-		}
-		c.dialing = conn
-		return conn, nil
-	}
+	c.dialing = conn
+	return nil
 }
 
 // handshake dials one connection to endpoint: headers, TCP, TLS, HTTP
-// upgrade. It returns the response's headers and status, also on refusal.
+// upgrade. It runs on the loop and returns the response's headers and
+// status, also on refusal.
 func (c *Client) handshake(endpoint string) (ws *websocket.Conn, header http.Header, status int, err error) {
-	request := c.s.Header.Clone()
-	if c.s.HeaderFunc != nil {
-		extra, err := c.s.HeaderFunc(c.ctx)
-		if err != nil {
-			return nil, nil, 0, fmt.Errorf("resocket: HeaderFunc: %w", err)
-		}
-		if request == nil {
-			request = make(http.Header, len(extra))
-		}
-		for k, v := range extra {
-			request.Del(k)
-			request[k] = v
-		}
-		if err := checkHeader(request, len(c.s.Subprotocols) > 0); err != nil {
-			return nil, nil, 0, fmt.Errorf("resocket: HeaderFunc: %w", err)
-		}
+	request, err := c.requestHeader()
+	if err != nil {
+		return nil, nil, 0, err
 	}
 	// The handshake (net/http's response parser, TLS) grows a goroutine's
-	// stack to 8 KB, which an idle reader then keeps: dialing on a
-	// goroutine of its own leaves the long-lived loop goroutine at 4 KB.
-	// Waiting for it unconditionally is safe: Close and Terminate cut
-	// the dial through ctx and the tracked connection.
+	// stack to 8 KB, which an idle reader then keeps: dialing on a helper
+	// goroutine leaves the long-lived loop goroutine at 4 KB. Waiting for
+	// it unconditionally is safe: Close and Terminate cut the dial through
+	// ctx and the tracked connection, and the Dialer's hooks run as
+	// callbacks, so that Close from one does not wait for this.
 	type result struct {
 		ws   *websocket.Conn
 		resp *http.Response
 		err  error
 	}
 	done := make(chan result, 1)
-	go func() {
-		ws, resp, err := c.dialer.DialContext(c.ctx, endpoint, request) //nolint:bodyclose // closed below, once back on the loop goroutine
+	go func() { // the dial helper
+		ws, resp, err := c.dialer.DialContext(c.ctx, endpoint, request) //nolint:bodyclose // closed below, once back on the loop
 		done <- result{ws, resp, err}
 	}()
 	r := <-done
@@ -97,6 +60,31 @@ func (c *Client) handshake(endpoint string) (ws *websocket.Conn, header http.Hea
 		header, status = resp.Header, resp.StatusCode
 	}
 	return ws, header, status, err
+}
+
+// requestHeader is Header with HeaderFunc's headers merged over it.
+func (c *Client) requestHeader() (http.Header, error) {
+	request := c.cfg.header.Clone()
+	if c.cfg.headerFunc == nil {
+		return request, nil
+	}
+	var extra http.Header
+	var err error
+	c.callback(func() { extra, err = c.cfg.headerFunc(c.ctx) })
+	if err != nil {
+		return nil, fmt.Errorf("resocket: HeaderFunc: %w", err)
+	}
+	if request == nil {
+		request = make(http.Header, len(extra))
+	}
+	for k, v := range extra {
+		request.Del(k)
+		request[k] = v
+	}
+	if err := checkHeader(request, len(c.cfg.subprotocols) > 0); err != nil {
+		return nil, fmt.Errorf("resocket: HeaderFunc: %w", err)
+	}
+	return request, nil
 }
 
 // dialDisconnect describes a failed handshake for the policy.

@@ -63,10 +63,16 @@
 // # Concurrency
 //
 // Every method of Client is safe from any goroutine. Send may be called
-// from many goroutines at once; Close and Terminate from any goroutine,
-// more than once, and from the client's own callbacks. HeaderFunc,
-// OnConnect and Policy run on the client's goroutine, one at a time, with
-// a context that ends when the client is closed. Every goroutine the
-// client starts has ended when Close or Terminate returns, and when Done
-// is closed.
+// from many goroutines at once; a Send waiting for another write on the
+// same connection still honours its ctx. Close and Terminate may be called
+// from any goroutine, more than once, and from every callback of the
+// client's own. HeaderFunc, OnConnect, Policy, Backoff and OnEvent run on
+// the client's goroutine, one at a time; the Dialer's hooks on a helper it
+// waits for. The contexts callbacks receive end when the client is
+// closed. Every goroutine the client starts has ended when Close or
+// Terminate returns, and when Done is closed; the one exception is a call
+// made while a callback runs, which cannot wait for the goroutine running
+// it: it returns once the close is under way, and Done closes once the
+// callback has returned. docs/architecture.md describes the goroutines and
+// who owns what.
 package resocket

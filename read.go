@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -24,7 +23,7 @@ var readBufs = sync.Pool{New: func() any {
 const maxPooledReadBuf = 64 << 10
 
 // read delivers the connection's messages to Events until it fails, and
-// says why it ended.
+// says why it ended. It runs on the loop.
 func (c *Client) read(conn *Conn) Disconnect {
 	for {
 		typ, r, err := conn.ws.NextReader()
@@ -38,17 +37,13 @@ func (c *Client) read(conn *Conn) Disconnect {
 		c.counters.msgsIn.Add(1)
 		c.counters.bytesIn.Add(uint64(len(data)))
 		var ev Event = Message{ConnID: conn.id, Type: MessageType(typ), Data: data} // boxed once
-		if c.s.OnEvent == nil && !c.backlog.pumping.Load() {
-			select {
-			case c.events <- ev:
-				continue
-			default:
-			}
+		if c.events.tryMessage(ev) {
+			continue
 		}
 		// The reader of Events, or OnEvent, is slow: while we wait for it,
 		// silence on the socket is not a dead link.
 		conn.busy.Store(true)
-		c.emitInOrder(ev)
+		c.events.message(ev)
 		conn.activity.Add(1)
 		conn.busy.Store(false)
 	}
@@ -114,23 +109,4 @@ func isTransportError(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)
-}
-
-// rejectedCloseCode returns the code of a close frame gorilla refused as
-// invalid, or 0. gorilla reports it only as the text "websocket: bad close
-// code N", so this is the one place that reads an error's text.
-func rejectedCloseCode(err error) StatusCode {
-	const prefix = "websocket: bad close code "
-	msg := err.Error()
-	if !strings.HasPrefix(msg, prefix) {
-		return 0
-	}
-	code := 0
-	for _, r := range msg[len(prefix):] {
-		if r < '0' || r > '9' || code > 1e6 {
-			return 0
-		}
-		code = code*10 + int(r-'0')
-	}
-	return StatusCode(code)
 }

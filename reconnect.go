@@ -12,92 +12,185 @@ import (
 	"github.com/cenkalti/backoff/v4"
 )
 
-// loop is the client's own goroutine: it dials, serves each connection,
-// asks the policy, waits out the backoff, and finally reports Closed.
-func (c *Client) loop(started chan<- struct{}) {
-	c.loopGoroutine = goroutineID()
-	close(started)
+// run is the loop goroutine: it dials, serves each connection, asks the
+// policy, waits out the backoff, and finally reports Closed. Every function
+// in this file runs on it, except flush (the flusher).
+func (c *Client) run() {
 	c.finish(c.connectLoop())
 }
 
+// connectLoop returns why the client ends: nil for a Stop or a Close.
 func (c *Client) connectLoop() error {
-	log := c.s.logger
 	attempt := 0 // attempts since the last connection that stayed up
-	for {
-		if c.closeRequested() {
-			return nil
-		}
+	for !c.closeRequested() {
 		attempt++
-		endpoint := c.startAttempt()
-		c.emit(Connecting{Attempt: attempt, URL: endpoint.Redacted()})
+		endpoint, forceSeen := c.startAttempt()
+		c.events.lifecycle(Connecting{Attempt: attempt, URL: endpoint.Redacted()})
 		conn, header, d := c.open(endpoint.String())
+		var ended Event
 		if conn == nil {
 			if c.closeRequested() {
-				return nil // the attempt failed because the user closed
+				return nil // the attempt ended because the user closed
 			}
 			d.Attempt = attempt
-			dec, delay, err := c.plan(d, c.decide(d))
-			if log != nil {
-				log.Warn("resocket: attempt failed", "url", endpoint.Redacted(), "attempt", attempt,
-					"http_status", d.HTTPStatus, "err", d.Err, "decision", dec.Action)
-			}
-			c.emit(DialFailed{Disconnect: d, Decision: dec})
+			ended = DialFailed{Disconnect: d}
 			c.nextURL()
-			if dec.Action != Reconnect || !c.wait(delay, attempt+1) {
-				return err
+		} else {
+			forceSeen = c.forceCount() // a ForceReconnect during the dial is served by this connection
+			c.logConnected(endpoint, conn, attempt)
+			d = c.serve(conn, Connected{ConnID: conn.id, Attempt: attempt,
+				Subprotocol: conn.ws.Subprotocol(), Header: header, URL: endpoint.Redacted()})
+			if d.Uptime >= c.cfg.stableAfter {
+				// It stayed up: the next failure starts a fresh count.
+				c.callback(c.bo.Reset)
+				attempt = 0
 			}
-			continue
+			d.Attempt = max(attempt, 1)
+			ended = Disconnected{ConnID: conn.id, Disconnect: d}
+			if d.Code == StatusGoingAway {
+				c.nextURL()
+			}
 		}
-		if log != nil {
-			log.Info("resocket: connected", "url", endpoint.Redacted(), "conn", conn.id, "attempt", attempt,
-				"header_names", headerNames(c.s.Header))
+		delay, again, err := c.next(d, ended, c.forcedSince(forceSeen))
+		if !again || !c.wait(delay, attempt+1, forceSeen) {
+			return err
 		}
-		d = c.serve(conn, Connected{ConnID: conn.id, Attempt: attempt,
-			Subprotocol: conn.ws.Subprotocol(), Header: header, URL: endpoint.Redacted()})
-		if d.Uptime >= c.s.StableAfter {
-			// It stayed up: the next failure starts a fresh count.
-			c.bo.Reset()
-			attempt = 0
+	}
+	return nil
+}
+
+// next decides what follows a failed attempt or an ended connection,
+// reports it (DialFailed or Disconnected, with the final decision), and
+// returns the wait before the next attempt, or again == false and why the
+// client ends.
+func (c *Client) next(d Disconnect, ended Event, forced bool) (delay time.Duration, again bool, err error) {
+	var dec Decision
+	switch {
+	case c.closeRequested():
+		dec = Decision{Action: Stop}
+	case errors.Is(d.Err, ErrForcedReconnect):
+		dec = Decision{Action: Reconnect}
+	default:
+		c.callback(func() { dec = c.cfg.policy(d) })
+		dec.MinDelay = max(dec.MinDelay, 0)
+	}
+	dec, delay, err = c.plan(d, dec, forced)
+	c.mu.Lock()
+	c.last = d
+	c.mu.Unlock()
+	state := StateReconnecting // after a connection: until the client ends, if it does
+	switch ev := ended.(type) {
+	case DialFailed:
+		ev.Decision = dec
+		ended = ev
+		if dec.Action != Reconnect {
+			state = c.State()
 		}
-		d.Attempt = max(attempt, 1)
-		var dec Decision
-		switch {
-		case c.closeRequested():
-			dec = Decision{Action: Stop}
-		case errors.Is(d.Err, ErrForcedReconnect):
-			dec = Decision{Action: Reconnect}
-		default:
-			dec = c.decide(d)
+		if log := c.cfg.logger; log != nil {
+			log.Warn("resocket: attempt failed", "attempt", d.Attempt, "http_status", d.HTTPStatus,
+				"err", d.Err, "decision", dec.Action)
 		}
-		dec, delay, err := c.plan(d, dec)
-		if log != nil {
-			log.Info("resocket: disconnected", "conn", conn.id, "code", int(d.Code), "reason", d.Reason,
+	case Disconnected:
+		ev.Decision = dec
+		ended = ev
+		if log := c.cfg.logger; log != nil {
+			log.Info("resocket: disconnected", "conn", ev.ConnID, "code", int(d.Code), "reason", d.Reason,
 				"err", d.Err, "uptime", d.Uptime, "decision", dec.Action)
 		}
-		c.emit(Disconnected{ConnID: conn.id, Disconnect: d, Decision: dec})
-		if d.Code == StatusGoingAway {
-			c.nextURL()
-		}
-		if dec.Action != Reconnect || !c.wait(delay, attempt+1) {
-			return err
+	}
+	c.moveTo(state, ended) // Closing and Closed win over it; see setStateLocked
+	return delay, dec.Action == Reconnect, err
+}
+
+// plan turns the policy's decision into the wait before the next attempt:
+// the backoff's delay, plus MinDelay when the policy set one, or none after
+// a ForceReconnect. When the backoff has run out, a Reconnect becomes a
+// GiveUp. err is why the client ends after a GiveUp.
+func (c *Client) plan(d Disconnect, dec Decision, forced bool) (_ Decision, delay time.Duration, err error) {
+	switch dec.Action {
+	case Stop:
+		return dec, 0, nil
+	case Reconnect:
+	default:
+		return Decision{Action: GiveUp}, 0, fmt.Errorf("%w: %w", ErrGaveUp, d.cause())
+	}
+	if forced {
+		return dec, 0, nil
+	}
+	c.callback(func() { delay = c.bo.NextBackOff() })
+	if delay == backoff.Stop {
+		return Decision{Action: GiveUp}, 0,
+			fmt.Errorf("%w: backoff stopped after attempt %d: %w", ErrGaveUp, d.Attempt, d.cause())
+	}
+	// Clients told the same MinDelay (1013, a Retry-After) would all come
+	// back at the same instant: the backoff's jitter goes on top.
+	return dec, dec.MinDelay + delay, nil
+}
+
+// wait waits out delay before attempt number next, unless ForceReconnect
+// is called (since forceSeen) first. It reports false when the client is
+// closed meanwhile.
+func (c *Client) wait(delay time.Duration, next int, forceSeen uint64) bool {
+	c.mu.Lock()
+	c.nextAttempt = time.Now().Add(delay)
+	c.mu.Unlock()
+	if log := c.cfg.logger; log != nil {
+		log.Debug("resocket: reconnecting", "attempt", next, "delay", delay)
+	}
+	c.moveTo(StateReconnecting, Reconnecting{Attempt: next, Delay: delay})
+	if delay <= 0 {
+		return !c.closeRequested() // no timer to wait on
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-c.wake:
+			if c.forcedSince(forceSeen) {
+				return true
+			}
+			// A wake-up left over from a ForceReconnect that an earlier
+			// connection served: keep waiting.
+		case <-c.ctx.Done():
+			return false
 		}
 	}
 }
 
-// startAttempt counts an attempt and returns the endpoint to dial.
-func (c *Client) startAttempt() *url.URL {
+// forceCount and forcedSince are how the loop learns of ForceReconnect:
+// by its count, so that one call is served once, wherever the loop was.
+func (c *Client) forceCount() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.forceGen
+}
+
+func (c *Client) forcedSince(seen uint64) bool { return c.forceCount() != seen }
+
+// startAttempt counts an attempt and returns the endpoint to dial, and the
+// ForceReconnect count as it starts.
+func (c *Client) startAttempt() (*url.URL, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.attempts++
 	c.nextAttempt = time.Time{}
-	return c.s.urls[c.urlIndex]
+	return c.cfg.urls[c.urlIndex], c.forceGen
 }
 
 // nextURL moves on to the next endpoint, if there is more than one.
 func (c *Client) nextURL() {
 	c.mu.Lock()
-	c.urlIndex = (c.urlIndex + 1) % len(c.s.urls)
+	c.urlIndex = (c.urlIndex + 1) % len(c.cfg.urls)
 	c.mu.Unlock()
+}
+
+func (c *Client) logConnected(endpoint *url.URL, conn *Conn, attempt int) {
+	if log := c.cfg.logger; log != nil {
+		log.Info("resocket: connected", "url", endpoint.Redacted(), "conn", conn.id, "attempt", attempt,
+			"header_names", headerNames(c.cfg.header))
+	}
 }
 
 // headerNames lists the names, never the values, of h: values carry
@@ -113,12 +206,13 @@ func headerNames(h http.Header) []string {
 
 // open dials a connection and runs OnConnect on it. It returns the
 // connection and the server's handshake headers, or a nil Conn and why.
+// Once Close is requested it returns a nil Conn and the zero Disconnect.
 func (c *Client) open(endpoint string) (*Conn, http.Header, Disconnect) {
 	ws, header, status, err := c.handshake(endpoint)
 	if err != nil {
 		return nil, nil, dialDisconnect(err, header, status)
 	}
-	conn := newConn(ws, c.s.ReadLimit, &c.counters)
+	conn := newConn(ws, c.cfg.readLimit, c.cfg.closeTimeout, &c.counters)
 	c.mu.Lock()
 	req := c.closeReq
 	if req == nil {
@@ -126,50 +220,44 @@ func (c *Client) open(endpoint string) (*Conn, http.Header, Disconnect) {
 		c.connects++
 	}
 	c.mu.Unlock()
-	select {
-	case <-c.wake: // a ForceReconnect during the dial is served by this connection
-	default:
-	}
 	if req != nil {
 		// Closed while the handshake ran: nobody else saw this connection.
-		if !req.terminate {
-			conn.sendClose(req.code, req.reason, time.Now().Add(time.Second))
-		}
-		conn.kill(errConnEnded)
+		c.drop(conn, req.code, req.reason, !req.terminate)
 		return nil, nil, Disconnect{}
 	}
-	if c.s.OnConnect != nil {
-		if err := c.s.OnConnect(c.ctx, conn); err != nil {
-			c.dropLive(conn, StatusNormalClosure, "OnConnect failed")
-			return nil, nil, Disconnect{Code: StatusAbnormalClosure,
-				Err: fmt.Errorf("resocket: OnConnect: %w", err), Uptime: time.Since(conn.opened)}
-		}
-		if c.closeRequested() { // OnConnect called Close; its frame is out
-			c.dropLive(conn, 0, "")
-			return nil, nil, Disconnect{}
-		}
+	if c.cfg.onConnect == nil {
+		return conn, header, Disconnect{}
+	}
+	var onConnectErr error
+	c.callback(func() { onConnectErr = c.cfg.onConnect(c.ctx, conn) })
+	switch {
+	case c.closeRequested(): // OnConnect called Close, whose frame is out
+		c.drop(conn, 0, "", false)
+		return nil, nil, Disconnect{}
+	case onConnectErr != nil:
+		c.drop(conn, StatusNormalClosure, "OnConnect failed", true)
+		return nil, nil, Disconnect{Code: StatusAbnormalClosure,
+			Err: fmt.Errorf("resocket: OnConnect: %w", onConnectErr), Uptime: time.Since(conn.opened)}
 	}
 	return conn, header, Disconnect{}
 }
 
-// dropLive ends a connection that never reached serve, with a close frame
-// when code is not 0.
-func (c *Client) dropLive(conn *Conn, code StatusCode, reason string) {
-	if code != 0 {
-		conn.sendClose(code, reason, time.Now().Add(time.Second))
+// drop ends a connection that never reached serve, with a close frame
+// (bounded by CloseTimeout) when withFrame is set.
+func (c *Client) drop(conn *Conn, code StatusCode, reason string, withFrame bool) {
+	if withFrame {
+		conn.sendClose(code, reason, time.Now().Add(c.cfg.closeTimeout))
 	}
 	conn.kill(errConnEnded)
-	c.mu.Lock()
-	c.live = nil
-	c.mu.Unlock()
+	c.unready(conn)
 }
 
 // serve runs one open connection: keepalive, flushing the send buffer,
 // reading, until it ends. It returns why, once every helper has stopped.
 func (c *Client) serve(conn *Conn, connected Connected) Disconnect {
 	var ka *keepalive
-	if c.s.keepalive {
-		ka = startKeepalive(conn, c.s.PingInterval, c.s.PongTimeout)
+	if c.cfg.keepalive {
+		ka = startKeepalive(conn, c.cfg.pingInterval, c.cfg.pongTimeout)
 	}
 	var flushing sync.WaitGroup
 	c.mu.Lock()
@@ -182,43 +270,26 @@ func (c *Client) serve(conn *Conn, connected Connected) Disconnect {
 		go c.flush(conn, &flushing)
 	}
 	c.mu.Unlock()
-	c.emit(connected)
+	c.events.lifecycle(connected) // the state is Connected once the buffer is flushed
 
 	d := c.read(conn)
 
 	conn.kill(errConnEnded) // stops the flusher and any Send blocked on the socket
 	flushing.Wait()
 	ka.stop()
-	c.mu.Lock()
-	if c.ready == conn {
-		c.ready = nil
-		c.readyCh = make(chan struct{})
-	}
-	if c.closeReq == nil {
-		c.state = StateReconnecting // until the policy says otherwise
-	}
-	c.live = nil
-	c.mu.Unlock()
+	c.unready(conn)
 	d.Uptime = time.Since(conn.opened)
 	return d
 }
 
-// markReadyLocked makes conn the one Send writes to directly.
-func (c *Client) markReadyLocked(conn *Conn) {
-	c.ready = conn
-	if c.closeReq == nil {
-		c.state = StateConnected
-	}
-	close(c.readyCh)
-}
-
-// flush writes the send buffer in order on a fresh connection, then makes
-// the connection ready. A message stays buffered until its write succeeds.
+// flush runs on the flusher: it writes the send buffer in order on a fresh
+// connection, then makes the connection ready. A message stays buffered
+// until its write succeeds.
 func (c *Client) flush(conn *Conn, wg *sync.WaitGroup) {
 	defer wg.Done()
 	for {
 		c.mu.Lock()
-		if c.closeReq != nil || conn.killed.Load() {
+		if c.closeReq != nil || conn.isEnded() {
 			c.mu.Unlock()
 			return
 		}
@@ -236,99 +307,4 @@ func (c *Client) flush(conn *Conn, wg *sync.WaitGroup) {
 		c.queue.pop()
 		c.mu.Unlock()
 	}
-}
-
-// decide asks the policy.
-func (c *Client) decide(d Disconnect) Decision {
-	dec := c.s.policy(d)
-	dec.MinDelay = max(dec.MinDelay, 0)
-	return dec
-}
-
-// plan turns the policy's decision into what happens next: a Reconnect
-// waits the backoff's delay, plus MinDelay when the policy set one, unless
-// the backoff has run out, which makes it a GiveUp. err is why the client ends
-// after a GiveUp.
-func (c *Client) plan(d Disconnect, dec Decision) (_ Decision, delay time.Duration, err error) {
-	c.mu.Lock()
-	c.last = d
-	c.mu.Unlock()
-	switch dec.Action {
-	case Stop:
-		return dec, 0, nil
-	case Reconnect:
-	default:
-		return Decision{Action: GiveUp}, 0, fmt.Errorf("%w: %w", ErrGaveUp, d.cause())
-	}
-	select {
-	case <-c.wake: // ForceReconnect: dial now
-		return dec, 0, nil
-	default:
-	}
-	delay = c.bo.NextBackOff()
-	if delay == backoff.Stop {
-		return Decision{Action: GiveUp}, 0,
-			fmt.Errorf("%w: backoff stopped after attempt %d: %w", ErrGaveUp, d.Attempt, d.cause())
-	}
-	if dec.MinDelay > 0 {
-		// Clients told the same MinDelay (1013, a Retry-After) would all
-		// come back at the same instant: the backoff's jitter goes on top.
-		return dec, dec.MinDelay + delay, nil
-	}
-	return dec, delay, nil
-}
-
-// wait waits out delay before attempt next. It reports false when the
-// client is closed meanwhile.
-func (c *Client) wait(delay time.Duration, next int) bool {
-	c.mu.Lock()
-	closing := c.closeReq != nil
-	if !closing {
-		c.state = StateReconnecting
-		c.nextAttempt = time.Now().Add(delay)
-	}
-	c.mu.Unlock()
-	if closing {
-		return false
-	}
-	if log := c.s.logger; log != nil {
-		log.Debug("resocket: reconnecting", "attempt", next, "delay", delay)
-	}
-	c.emit(Reconnecting{Attempt: next, Delay: delay})
-	if delay <= 0 {
-		return !c.closeRequested() // no timer to wait on
-	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-c.wake:
-		return true
-	case <-c.closing:
-		return false
-	}
-}
-
-func (c *Client) closeRequested() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closeReq != nil
-}
-
-// finish ends the client: Closed with what was never sent, then the
-// channel closes and Done.
-func (c *Client) finish(err error) {
-	c.mu.Lock()
-	c.state = StateClosed
-	c.err = err
-	unsent := c.queue.drain()
-	c.mu.Unlock()
-	c.cancel()
-	if log := c.s.logger; err != nil && log != nil {
-		log.Warn("resocket: gave up", "err", err)
-	}
-	c.emitInOrder(Closed{Err: err, Unsent: unsent}) // after the backlog; nothing follows it
-	close(c.events)
-	close(c.done)
 }

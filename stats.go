@@ -41,7 +41,7 @@ func (c *Client) Stats() Stats {
 	defer c.mu.Unlock()
 	s := Stats{
 		State:       c.state,
-		URL:         c.s.urls[c.urlIndex].Redacted(),
+		URL:         c.cfg.urls[c.urlIndex].Redacted(),
 		Attempts:    c.attempts,
 		Connects:    c.connects,
 		Reconnects:  max(c.connects-1, 0),

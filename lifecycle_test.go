@@ -1,0 +1,500 @@
+package resocket_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/mocks"
+)
+
+// The tests in this file check which goroutines exist at the instant a
+// call returns, so none of them runs in parallel: Go runs every
+// non-parallel test of the package before any parallel one starts.
+
+const lifecycleWait = 5 * time.Second
+
+// clientGoroutines returns, at once, the stacks of the goroutines running
+// or started by code of package resocket (its tests' own frames aside).
+func clientGoroutines() []string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, line := range strings.Split(g, "\n") {
+			line = strings.TrimPrefix(line, "created by ")
+			if strings.HasPrefix(line, "github.com/resocket/resocket.") &&
+				!strings.HasPrefix(line, "github.com/resocket/resocket.Test") {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// requireNoClientGoroutines checks that no goroutine of the client is
+// left, at the instant it is called. One exception, which no API can
+// close: the loop's own goroutine between closing Done (its last act) and
+// returning. Only that one is given a few scheduler yields, not time.
+func requireNoClientGoroutines(t *testing.T, what string) {
+	t.Helper()
+	for range 100 {
+		left := clientGoroutines()
+		if len(left) == 0 {
+			return
+		}
+		for _, g := range left {
+			if !exitingLoop(g) {
+				t.Fatalf("%s: a goroutine of the client is still running:\n%s", what, g)
+			}
+		}
+		runtime.Gosched()
+	}
+	t.Fatalf("%s: the loop goroutine did not return after closing Done:\n%s", what, strings.Join(clientGoroutines(), "\n\n"))
+}
+
+// exitingLoop reports whether a stack is the loop goroutine inside finish,
+// its last function, and nothing else of ours.
+func exitingLoop(stack string) bool {
+	for _, line := range strings.Split(stack, "\n") {
+		if strings.HasPrefix(line, "github.com/resocket/resocket.") &&
+			!strings.HasPrefix(line, "github.com/resocket/resocket.(*Client).finish(") &&
+			!strings.HasPrefix(line, "github.com/resocket/resocket.(*Client).run(") {
+			return false
+		}
+	}
+	return true
+}
+
+// lateClient hands a client to its own callbacks, which may run before New
+// returns.
+type lateClient struct {
+	ch   chan *resocket.Client
+	once sync.Once
+	c    *resocket.Client
+}
+
+func newLateClient() *lateClient { return &lateClient{ch: make(chan *resocket.Client, 1)} }
+
+func (l *lateClient) get() *resocket.Client {
+	l.once.Do(func() {
+		select {
+		case l.c = <-l.ch:
+		case <-time.After(lifecycleWait):
+		}
+	})
+	return l.c
+}
+
+func quickConfig() resocket.Config {
+	return resocket.Config{
+		Backoff:      func() backoff.BackOff { return backoff.NewConstantBackOff(time.Millisecond) },
+		CloseTimeout: time.Second,
+		PingInterval: -1,
+	}
+}
+
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+func awaitDone(t *testing.T, c *resocket.Client, what string) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(lifecycleWait):
+		t.Fatalf("%s: Done not closed within %v", what, lifecycleWait)
+	}
+}
+
+// drainEvents reads Events in the background until it closes.
+func drainEvents(c *resocket.Client) {
+	go func() {
+		for range c.Events() { //nolint:revive // only draining
+		}
+	}()
+}
+
+// writeGate makes the connections it dials hold a write, once armed, as a
+// socket whose peer stopped reading would, until the connection is closed;
+// writing is closed when a held write starts. Unlike a real full socket it
+// needs no guess at buffer sizes and no waiting.
+type writeGate struct {
+	armed   atomic.Bool
+	writing chan struct{}
+	once    sync.Once
+}
+
+func newWriteGate() *writeGate { return &writeGate{writing: make(chan struct{})} }
+
+func (g *writeGate) dialer() *websocket.Dialer {
+	return &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := new(net.Dialer).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &gatedConn{Conn: conn, gate: g, closed: make(chan struct{})}, nil
+	}}
+}
+
+type gatedConn struct {
+	net.Conn
+	gate      *writeGate
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (c *gatedConn) Write(p []byte) (int, error) {
+	if !c.gate.armed.Load() {
+		return c.Conn.Write(p)
+	}
+	c.gate.once.Do(func() { close(c.gate.writing) })
+	<-c.closed
+	return 0, net.ErrClosed
+}
+
+func (c *gatedConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// Bug: a Send waiting behind a blocked write ignored its ctx (the write
+// lock was a sync.Mutex). Now it returns with ctx's error, and the
+// connection is untouched.
+func TestSendCtxHonouredBehindBlockedWrite(t *testing.T) {
+	for _, via := range []string{"Client.Send", "Conn.Send in OnConnect"} {
+		t.Run(via, func(t *testing.T) {
+			srv := mocks.NewServer(t)
+			gate := newWriteGate()
+			cfg := quickConfig()
+			cfg.Dialer = gate.dialer()
+			second := make(chan error, 1)
+			firstDone := make(chan error, 1)
+			// sendBehind starts a write that blocks, then sends a small
+			// message with a 300 ms deadline behind it.
+			sendBehind := func(send func(context.Context, []byte) error) {
+				gate.armed.Store(true)
+				go func() { firstDone <- send(context.Background(), []byte("blocked")) }()
+				select {
+				case <-gate.writing:
+				case <-time.After(lifecycleWait):
+					second <- errors.New("the first write never reached the socket")
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				defer cancel()
+				second <- send(ctx, []byte("small"))
+			}
+			onConnectReturned := make(chan struct{})
+			if via == "Conn.Send in OnConnect" {
+				cfg.OnConnect = func(_ context.Context, conn *resocket.Conn) error {
+					defer close(onConnectReturned)
+					sendBehind(func(ctx context.Context, b []byte) error { return conn.Send(ctx, resocket.MessageBinary, b) })
+					return nil
+				}
+			} else {
+				close(onConnectReturned)
+			}
+			c, err := resocket.New(srv.URL(), cfg)
+			require.NoError(t, err)
+			drainEvents(c)
+			if via == "Client.Send" {
+				ctx, cancel := context.WithTimeout(context.Background(), lifecycleWait)
+				require.NoError(t, c.WaitConnected(ctx))
+				cancel()
+				go sendBehind(func(ctx context.Context, b []byte) error { return c.Send(ctx, resocket.MessageBinary, b) })
+			}
+			select {
+			case err := <-second:
+				assert.ErrorIs(t, err, context.DeadlineExceeded, "the second Send returns with its ctx's error")
+			case <-time.After(lifecycleWait):
+				t.Error("the second Send ignored its 300 ms deadline")
+			}
+			assert.Equal(t, 1, srv.OpenConns(), "waiting for the lock does not cut the connection")
+			select {
+			case <-onConnectReturned:
+			case <-time.After(lifecycleWait):
+				t.Fatal("OnConnect did not return")
+			}
+			within(t, lifecycleWait, "Terminate", c.Terminate)
+			// OnConnect signals from inside itself, so Terminate may still
+			// find it running and return before it ends (see Close's doc).
+			awaitDone(t, c, "Terminate")
+			select {
+			case <-firstDone: // cut by Terminate
+			case <-time.After(lifecycleWait):
+				t.Error("the blocked Send did not return after Terminate")
+			}
+			requireNoClientGoroutines(t, "after Done")
+		})
+	}
+}
+
+// Bug: the close frame written when OnConnect fails was bounded by a hard
+// one second, not CloseTimeout. With a write holding the connection, the
+// frame waits for it for CloseTimeout, then the connection is cut.
+func TestFailedOnConnectClosesWithinCloseTimeout(t *testing.T) {
+	srv := mocks.NewServer(t)
+	gate := newWriteGate()
+	cfg := quickConfig()
+	cfg.Dialer = gate.dialer()
+	cfg.CloseTimeout = 2500 * time.Millisecond
+	cfg.Policy = func(resocket.Disconnect) resocket.Decision { return resocket.Decision{Action: resocket.Stop} }
+	returned := make(chan time.Time, 1)
+	cfg.OnConnect = func(_ context.Context, conn *resocket.Conn) error {
+		gate.armed.Store(true)
+		go func() { _ = conn.Send(context.Background(), resocket.MessageBinary, []byte("held")) }()
+		<-gate.writing
+		returned <- time.Now()
+		return errors.New("auth refused")
+	}
+	c, err := resocket.New(srv.URL(), cfg)
+	require.NoError(t, err)
+	drainEvents(c)
+	awaitDone(t, c, "after OnConnect failed")
+	took := time.Since(<-returned)
+	assert.GreaterOrEqual(t, took, 2*time.Second, "the close frame waited CloseTimeout, not a fixed second")
+	requireNoClientGoroutines(t, "after Done")
+}
+
+// Close and Terminate return only once every goroutine of the client has
+// ended, wherever the client is.
+func TestCloseAndTerminateLeaveNothingRunning(t *testing.T) {
+	type scenario func(t *testing.T) *resocket.Client
+	scenarios := []struct {
+		name  string
+		start scenario
+	}{
+		{"connected", func(t *testing.T) *resocket.Client {
+			srv := mocks.NewServer(t, mocks.WithEcho())
+			cfg := quickConfig()
+			cfg.PingInterval = 20 * time.Millisecond // a keepalive timer is armed
+			c, err := resocket.Dial(context.Background(), srv.URL(), cfg)
+			require.NoError(t, err)
+			drainEvents(c)
+			require.NoError(t, c.SendText(context.Background(), "hi"))
+			return c
+		}},
+		{"backoff", func(t *testing.T) *resocket.Client {
+			srv := mocks.NewServer(t)
+			srv.Refuse(http.StatusServiceUnavailable, "", -1)
+			cfg := quickConfig()
+			cfg.Backoff = func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }
+			c, err := resocket.New(srv.URL(), cfg)
+			require.NoError(t, err)
+			for ev := range c.Events() {
+				if _, ok := ev.(resocket.Reconnecting); ok {
+					break
+				}
+			}
+			drainEvents(c)
+			return c
+		}},
+		{"stalled handshake", func(t *testing.T) *resocket.Client {
+			srv := mocks.NewStallServer(t)
+			c, err := resocket.New(srv.URL(), quickConfig())
+			require.NoError(t, err)
+			drainEvents(c)
+			require.True(t, srv.WaitAccepted(1, lifecycleWait))
+			return c
+		}},
+		{"full Events and a running pump", func(t *testing.T) *resocket.Client {
+			srv := mocks.NewServer(t)
+			srv.Refuse(http.StatusServiceUnavailable, "", -1)
+			cfg := quickConfig()
+			cfg.EventBuffer = 1
+			cfg.CloseTimeout = 200 * time.Millisecond
+			c, err := resocket.New(srv.URL(), cfg)
+			require.NoError(t, err)
+			require.True(t, srv.WaitRequests(5, lifecycleWait), "the loop keeps dialing while nobody reads")
+			require.Contains(t, strings.Join(clientGoroutines(), "\n"), ").pump(", "a pump is running")
+			return c
+		}},
+	}
+	for _, sc := range scenarios {
+		for _, how := range []string{"Close", "Terminate"} {
+			t.Run(sc.name+"/"+how, func(t *testing.T) {
+				c := sc.start(t)
+				within(t, lifecycleWait, how, func() {
+					if how == "Close" {
+						assert.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
+					} else {
+						c.Terminate()
+					}
+					requireNoClientGoroutines(t, how+" returned")
+				})
+				select {
+				case <-c.Done():
+				default:
+					t.Fatalf("%s returned before Done closed", how)
+				}
+			})
+		}
+	}
+}
+
+// A callback of the client's, set up by arm to call call once, and what
+// starts it.
+type callbackCase struct {
+	name string
+	// arm configures cfg (and srv) so that the callback runs soon after
+	// New, calling call the first time.
+	arm func(t *testing.T, cfg *resocket.Config, srv *mocks.Server, call func())
+	tls bool
+}
+
+func callbackCases() []callbackCase {
+	dialer := func(cfg *resocket.Config) *websocket.Dialer {
+		if cfg.Dialer == nil {
+			cfg.Dialer = &websocket.Dialer{}
+		}
+		return cfg.Dialer
+	}
+	return []callbackCase{
+		{name: "HeaderFunc", arm: func(_ *testing.T, cfg *resocket.Config, _ *mocks.Server, call func()) {
+			cfg.HeaderFunc = func(context.Context) (http.Header, error) { call(); return nil, nil }
+		}},
+		{name: "OnConnect", arm: func(_ *testing.T, cfg *resocket.Config, _ *mocks.Server, call func()) {
+			cfg.OnConnect = func(context.Context, *resocket.Conn) error { call(); return nil }
+		}},
+		{name: "Policy", arm: func(_ *testing.T, cfg *resocket.Config, srv *mocks.Server, call func()) {
+			srv.Refuse(http.StatusServiceUnavailable, "", 1)
+			cfg.Policy = func(d resocket.Disconnect) resocket.Decision { call(); return resocket.DefaultPolicy(d) }
+		}},
+		{name: "OnEvent", arm: func(_ *testing.T, cfg *resocket.Config, _ *mocks.Server, call func()) {
+			cfg.OnEvent = func(resocket.Event) { call() }
+		}},
+		{name: "Backoff.NextBackOff", arm: func(_ *testing.T, cfg *resocket.Config, srv *mocks.Server, call func()) {
+			srv.Refuse(http.StatusServiceUnavailable, "", 1)
+			cfg.Backoff = func() backoff.BackOff { return &hookBackoff{next: call} }
+		}},
+		{name: "Backoff.Reset", arm: func(t *testing.T, cfg *resocket.Config, srv *mocks.Server, call func()) {
+			cfg.StableAfter = time.Nanosecond // every connection that ends resets the backoff
+			cfg.Backoff = func() backoff.BackOff { return &hookBackoff{reset: call} }
+			go func() { // the first connection ends
+				select {
+				case conn := <-srv.Accepted():
+					conn.Drop()
+				case <-time.After(lifecycleWait):
+				}
+			}()
+		}},
+		{name: "Dialer.NetDialContext", arm: func(_ *testing.T, cfg *resocket.Config, _ *mocks.Server, call func()) {
+			dialer(cfg).NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				call()
+				return new(net.Dialer).DialContext(ctx, network, addr)
+			}
+		}},
+		{name: "Dialer.Proxy", arm: func(_ *testing.T, cfg *resocket.Config, _ *mocks.Server, call func()) {
+			dialer(cfg).Proxy = func(*http.Request) (*url.URL, error) { call(); return nil, nil }
+		}},
+		{name: "Dialer.NetDialTLSContext", tls: true, arm: func(_ *testing.T, cfg *resocket.Config, srv *mocks.Server, call func()) {
+			tlsDialer := &tls.Dialer{Config: srv.TLSConfig()}
+			dialer(cfg).NetDialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				call()
+				return tlsDialer.DialContext(ctx, network, addr)
+			}
+		}},
+	}
+}
+
+// hookBackoff is a zero backoff that calls next or reset first.
+type hookBackoff struct{ next, reset func() }
+
+func (b *hookBackoff) NextBackOff() time.Duration {
+	if b.next != nil {
+		b.next()
+	}
+	return time.Millisecond
+}
+
+func (b *hookBackoff) Reset() {
+	if b.reset != nil {
+		b.reset()
+	}
+}
+
+// Every callback may call every method of the client without deadlock:
+// Close and Terminate end the client (Done closes, and then nothing of it
+// runs), the others return and the client goes on to connect.
+func TestEveryCallbackMayCallEveryMethod(t *testing.T) {
+	methods := map[string]func(c *resocket.Client) error{
+		"Close":          func(c *resocket.Client) error { return c.Close(resocket.StatusNormalClosure, "from a callback") },
+		"Terminate":      func(c *resocket.Client) error { c.Terminate(); return nil },
+		"ForceReconnect": func(c *resocket.Client) error { c.ForceReconnect(); return nil },
+		"Send":           func(c *resocket.Client) error { return c.SendText(context.Background(), "from a callback") },
+		"Stats":          func(c *resocket.Client) error { _ = c.Stats(); return nil },
+		"State":          func(c *resocket.Client) error { _ = c.State(); return nil },
+	}
+	for _, cb := range callbackCases() {
+		for name, method := range methods {
+			t.Run(cb.name+"/"+name, func(t *testing.T) {
+				var srv *mocks.Server
+				if cb.tls {
+					srv = mocks.NewServer(t, mocks.WithTLS())
+				} else {
+					srv = mocks.NewServer(t)
+				}
+				late := newLateClient()
+				var once sync.Once
+				returned := make(chan error, 1)
+				call := func() {
+					once.Do(func() { returned <- method(late.get()) })
+				}
+				cfg := quickConfig()
+				cb.arm(t, &cfg, srv, call)
+				if cb.tls && cfg.Dialer.NetDialTLSContext == nil {
+					cfg.Dialer.TLSClientConfig = srv.TLSConfig()
+				}
+				c, err := resocket.New(srv.URL(), cfg)
+				require.NoError(t, err)
+				late.ch <- c
+				drainEvents(c)
+				select {
+				case err := <-returned:
+					assert.NoError(t, err, "%s from %s", name, cb.name)
+				case <-time.After(lifecycleWait):
+					c.Terminate() // undo the deadlock so that the test ends
+					t.Fatalf("%s called from %s did not return: deadlock", name, cb.name)
+				}
+				if name == "Close" || name == "Terminate" {
+					awaitDone(t, c, name+" from "+cb.name)
+					assert.NoError(t, c.Err())
+					assert.Equal(t, resocket.StateClosed, c.State())
+				} else {
+					ctx, cancel := context.WithTimeout(context.Background(), lifecycleWait)
+					defer cancel()
+					require.NoError(t, c.WaitConnected(ctx), "the client goes on after %s from %s", name, cb.name)
+					within(t, lifecycleWait, "Close", func() { assert.NoError(t, c.Close(resocket.StatusNormalClosure, "")) })
+				}
+				requireNoClientGoroutines(t, "the client ended")
+			})
+		}
+	}
+}
