@@ -146,8 +146,9 @@ func drainEvents(c *resocket.Client) {
 // writing is closed when a held write starts. Unlike a real full socket it
 // needs no guess at buffer sizes and no waiting.
 type writeGate struct {
-	armed   atomic.Bool
-	writing chan struct{}
+	armed   atomic.Bool   // the next write is held; disarmed by it
+	writing chan struct{} // closed when the held write starts
+	release chan struct{} // if set, the held write also waits for it after the close
 	once    sync.Once
 }
 
@@ -171,11 +172,14 @@ type gatedConn struct {
 }
 
 func (c *gatedConn) Write(p []byte) (int, error) {
-	if !c.gate.armed.Load() {
+	if !c.gate.armed.CompareAndSwap(true, false) {
 		return c.Conn.Write(p)
 	}
 	c.gate.once.Do(func() { close(c.gate.writing) })
 	<-c.closed
+	if c.gate.release != nil {
+		<-c.gate.release
+	}
 	return 0, net.ErrClosed
 }
 
