@@ -29,6 +29,7 @@ type keepalive struct {
 	pending sync.WaitGroup
 }
 
+// startKeepalive arms the first ping; it runs on the loop.
 func startKeepalive(conn *Conn, interval, timeout time.Duration) *keepalive {
 	k := &keepalive{conn: conn, interval: interval, timeout: timeout}
 	k.mu.Lock()
@@ -38,6 +39,7 @@ func startKeepalive(conn *Conn, interval, timeout time.Duration) *keepalive {
 	return k
 }
 
+// fire runs on a timer goroutine of its own, one firing at a time.
 func (k *keepalive) fire() {
 	defer k.pending.Done()
 	k.mu.Lock()
@@ -72,7 +74,8 @@ func (k *keepalive) fire() {
 	k.timer.Reset(next)
 }
 
-// stop ends the keepalive and waits for a firing under way to return.
+// stop ends the keepalive and waits for a firing under way to return. It
+// runs on the loop.
 func (k *keepalive) stop() {
 	if k == nil {
 		return

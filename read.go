@@ -49,7 +49,7 @@ func (c *Client) read(conn *Conn) Disconnect {
 	}
 }
 
-// readMessage reads one message into a slice of its own. Every read that
+// readMessage reads one message into a slice of its own, on the loop. Every read that
 // brings data counts as a sign of life, so a large message crawling over a
 // slow link is not mistaken for a dead one.
 func (c *Conn) readMessage(r io.Reader) ([]byte, error) {
@@ -83,7 +83,8 @@ func (c *Conn) readMessage(r io.Reader) ([]byte, error) {
 	return data, nil
 }
 
-// readDisconnect turns the error that ended reading into a Disconnect.
+// readDisconnect turns the error that ended reading into a Disconnect, on
+// the loop.
 func readDisconnect(conn *Conn, err error) Disconnect {
 	if cause := conn.cause(); cause != nil {
 		return Disconnect{Code: StatusAbnormalClosure, Err: cause}

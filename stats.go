@@ -34,8 +34,8 @@ type counters struct {
 	msgsIn, bytesIn, msgsOut, bytesOut atomic.Uint64
 }
 
-// Stats returns a snapshot of the client's counters and state. It is cheap
-// enough to poll for metrics.
+// Stats returns a snapshot of the client's counters and state, on the
+// caller's goroutine. It is cheap enough to poll for metrics.
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
