@@ -11,8 +11,12 @@
 // that the client comes back, what happens to every message given to Send,
 // and that no goroutine is left behind.
 //
-//	go test -race ./...                      # the faults (make faults)
-//	go test -run '^$' -bench . -benchtime 1x # soak and load (make soak)
+// The soak (reconnect cycles) and the restart storm run in two sizes from
+// the same code: short tests that assert their bounds, run with the faults,
+// and long benchmarks that print the figures.
+//
+//	go test -race ./...                      # the faults, short soak and storm (make faults)
+//	go test -run '^$' -bench . -benchtime 1x # long soak and storm (make soak)
 //
 // docs/reliability.md at the repository root states the results.
 package faults

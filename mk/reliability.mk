@@ -2,7 +2,8 @@
 # Included by the Makefile (`include mk/reliability.mk`), which defines GO.
 # docs/reliability.md states what each target shows and the figures.
 #
-#   make faults   Toxiproxy fault-injection tests (faults/, its own module)
+#   make faults   Toxiproxy fault-injection tests (faults/, its own module),
+#                 with 200 reconnect cycles and 1,000 clients through a restart
 #   make fuzz     every fuzz target for FUZZTIME each (the seeds run in `make test`)
 #   make soak     1,000 reconnect cycles, then 2,000 clients through a 1012 restart
 
@@ -19,10 +20,18 @@ SOAK_CYCLES ?= 1000
 
 .PHONY: faults fuzz soak
 
-# faults: vet, then the fault tests under the race detector. go.sum is
-# committed, so Toxiproxy comes from the module proxy on first use.
+# faults: vet, then the fault tests under the race detector, with the
+# short soak (TestReconnectCycles) and storm (TestRestartStorm). Those two
+# run under -race as well: the soak counts goroutines and weighs the heap,
+# and the storm checks the reconnect delays the clients drew, not when their
+# connections came, so neither times anything the race detector slows. The
+# suite takes ~30 s; FAULTS_TIMEOUT stops a hung run long before that
+# becomes a hung `make test`. go.sum is committed, so Toxiproxy comes from
+# the module proxy on first use.
+FAULTS_TIMEOUT ?= 5m
+
 faults:
-	cd faults && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	cd faults && $(GO) vet ./... && $(GO) test -race -count=1 -timeout $(FAULTS_TIMEOUT) ./...
 
 # fuzz: -fuzz takes one target at a time, so each runs in turn; a failure
 # (its input is saved under testdata/fuzz/<target>/) does not stop the others.
