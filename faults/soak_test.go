@@ -31,10 +31,10 @@ import (
 
 // heapGrowthBound is how much the live heap may grow between a tenth of
 // the reconnect cycles and the last one. Runs show it flat to within
-// ~25 KiB over 1,000 cycles and ~10 KiB over 50,000 (GC and timer noise);
-// keeping one ended connection per cycle (gorilla's 4 KiB read and write
-// buffers at least) would add over 1.4 MiB in the 180 cycles the short
-// test checks, more than five times the bound.
+// ~40 KiB from the 100th cycle to the 1,000th and to the 50,000th (GC and
+// timer noise); keeping one ended connection per cycle (gorilla's 4 KiB
+// read and write buffers at least) would add over 1.4 MiB in the 180
+// cycles the short test checks, more than five times the bound.
 const heapGrowthBound = 256 << 10
 
 // liveHeap returns the bytes of live heap objects after a full collection.
