@@ -515,14 +515,14 @@ func outsideWindow(r sendRec, byID map[uint64]*connLife, order []uint64, lastSeq
 	}
 	l := byID[id]
 	switch {
+	case serverOf[id] != nil && lastSeq[id] > r.seq:
+		return fmt.Sprintf("the server read message %d, sent later on the same connection %d", lastSeq[id], id)
 	case l.disconnected.IsZero():
 		return fmt.Sprintf("its connection %d never died", id)
 	case !l.killedByFault():
 		return fmt.Sprintf("its connection %d ended by the test's own doing (%s)", id, describe(l.d))
 	case serverOf[id] == nil:
 		return fmt.Sprintf("the server never heard from its connection %d", id)
-	case lastSeq[id] > r.seq:
-		return fmt.Sprintf("the server read message %d, sent later on the same connection %d", lastSeq[id], id)
 	}
 	return ""
 }
