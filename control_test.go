@@ -104,8 +104,3 @@ func TestURLsRotateAfterFailedDialAndGoingAway(t *testing.T) {
 	again := waitEvent[Connected](t, c, 5*time.Second)
 	assert.Equal(t, b.URL(), again.URL, "other codes retry the same endpoint")
 }
-
-func TestNewRejectsBadExtraURL(t *testing.T) {
-	_, err := New("ws://127.0.0.1:1", Config{URLs: []string{"http://127.0.0.1:2"}})
-	assert.ErrorIs(t, err, ErrInvalidURL)
-}

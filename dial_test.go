@@ -1,0 +1,112 @@
+package resocket
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/resocket/resocket/mocks"
+)
+
+func TestDialReturnsConnectedClient(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t, mocks.WithEcho())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	c, err := Dial(ctx, srv.URL(), fastConfig())
+	require.NoError(t, err)
+	t.Cleanup(c.Terminate)
+	assert.Equal(t, StateConnected, c.State())
+
+	// The events seen while dialing are still there.
+	assertConnecting(t, nextEvent(t, c, waitFor), 1)
+	conn, ok := nextEvent(t, c, waitFor).(Connected)
+	require.True(t, ok)
+	require.NoError(t, c.SendText(ctx, "ping"))
+	msg := waitEvent[Message](t, c, waitFor)
+	assert.Equal(t, Message{ConnID: conn.ConnID, Type: MessageText, Data: []byte("ping")}, msg)
+}
+
+func TestDialRetriesUntilConnected(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	srv.Refuse(http.StatusServiceUnavailable, "", 3)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	c, err := Dial(ctx, srv.URL(), fastConfig())
+	require.NoError(t, err)
+	t.Cleanup(c.Terminate)
+	assert.Equal(t, StateConnected, c.State())
+	assert.Len(t, srv.Requests(), 4)
+}
+
+// Not parallel: it checks that a failed Dial leaves no goroutine behind.
+func TestDialDeadlineLeavesNothingRunning(t *testing.T) {
+	srv := mocks.NewServer(t)
+	srv.Refuse(http.StatusServiceUnavailable, "", -1)
+	leaks := goleak.IgnoreCurrent()
+	cfg := fastConfig()
+	cfg.Backoff = constantBackoff(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var (
+		c   *Client
+		err error
+	)
+	took := returnsWithin(t, 2*time.Second, "Dial", func() { c, err = Dial(ctx, srv.URL(), cfg) })
+	assert.Nil(t, c)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var he *HandshakeError
+	if assert.ErrorAs(t, err, &he, "the last attempt's cause") {
+		assert.Equal(t, http.StatusServiceUnavailable, he.Status)
+	}
+	assert.GreaterOrEqual(t, took, 250*time.Millisecond)
+	goleak.VerifyNone(t, leaks)
+}
+
+func TestDialStalledHandshakeHonoursDeadline(t *testing.T) {
+	t.Parallel()
+	stall := mocks.NewStallServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var err error
+	returnsWithin(t, 2*time.Second, "Dial against a stalled handshake", func() {
+		var c *Client
+		c, err = Dial(ctx, stall.URL(), fastConfig())
+		assert.Nil(t, c)
+	})
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestDialCancelledContext(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	srv.StallHandshakes(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c, err := Dial(ctx, srv.URL(), fastConfig())
+	assert.Nil(t, c)
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+func TestDialGivesUp(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	srv.Refuse(http.StatusForbidden, "", -1)
+	var (
+		c   *Client
+		err error
+	)
+	returnsWithin(t, 2*time.Second, "Dial against a 403", func() { c, err = Dial(context.Background(), srv.URL(), Config{}) })
+	assert.Nil(t, c)
+	require.ErrorIs(t, err, ErrGaveUp)
+	var he *HandshakeError
+	require.ErrorAs(t, err, &he)
+	assert.Equal(t, http.StatusForbidden, he.Status)
+	assert.Len(t, srv.Requests(), 1, "no retry after a 403")
+}

@@ -1,0 +1,336 @@
+package resocket
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/resocket/resocket/mocks"
+)
+
+func TestSendWhileConnectedWrites(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	c, _, sconn := connect(t, srv, fastConfig())
+	ctx := context.Background()
+	require.NoError(t, c.SendText(ctx, "text"))
+	require.NoError(t, c.Send(ctx, MessageBinary, []byte{0, 1, 2}))
+
+	typ, data, err := sconn.Receive(waitFor)
+	require.NoError(t, err)
+	assert.Equal(t, websocket.TextMessage, typ)
+	assert.Equal(t, "text", string(data))
+	typ, data, err = sconn.Receive(waitFor)
+	require.NoError(t, err)
+	assert.Equal(t, websocket.BinaryMessage, typ)
+	assert.Equal(t, []byte{0, 1, 2}, data)
+}
+
+func TestSendInvalidMessageType(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	c, _, sconn := connect(t, srv, fastConfig())
+	for _, typ := range []MessageType{0, 3, websocket.CloseMessage, websocket.PingMessage, websocket.PongMessage, -1} {
+		assert.ErrorIs(t, c.Send(context.Background(), typ, []byte("x")), ErrInvalidMessageType, "type %d", int(typ))
+	}
+	// Nothing reached the server and the connection is still good.
+	require.NoError(t, c.SendText(context.Background(), "after"))
+	assert.Equal(t, "after", receiveText(t, sconn))
+}
+
+func TestSendWhileNotConnected(t *testing.T) {
+	t.Parallel()
+	t.Run("buffer full at once", func(t *testing.T) {
+		t.Parallel()
+		srv := mocks.NewServer(t)
+		srv.StallHandshakes(true)
+		cfg := fastConfig()
+		cfg.SendBuffer = 2
+		c := newClient(t, srv.URL(), cfg)
+		require.True(t, srv.WaitRequests(1, waitFor))
+		ctx := context.Background()
+		require.NoError(t, c.SendText(ctx, "1"))
+		require.NoError(t, c.SendText(ctx, "2"))
+		var err error
+		returnsWithin(t, 500*time.Millisecond, "Send into a full buffer", func() { err = c.SendText(ctx, "3") })
+		assert.ErrorIs(t, err, ErrBufferFull)
+
+		// The two accepted messages are written once connected.
+		srv.StallHandshakes(false)
+		sconn := srv.NextConn(t, waitFor)
+		assert.Equal(t, "1", receiveText(t, sconn))
+		assert.Equal(t, "2", receiveText(t, sconn))
+	})
+	t.Run("no buffer", func(t *testing.T) {
+		t.Parallel()
+		stall := mocks.NewStallServer(t)
+		cfg := fastConfig()
+		cfg.SendBuffer = -1
+		c := newClient(t, stall.URL(), cfg)
+		assert.ErrorIs(t, c.SendText(context.Background(), "x"), ErrNotConnected)
+	})
+}
+
+func TestSendBufferedFlushesInOrderBeforeLaterSends(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	srv.StallHandshakes(true)
+	c := newClient(t, srv.URL(), fastConfig())
+	require.True(t, srv.WaitRequests(1, waitFor))
+	ctx := context.Background()
+	for i := 1; i <= 5; i++ {
+		require.NoError(t, c.SendText(ctx, strconv.Itoa(i)))
+	}
+	srv.StallHandshakes(false)
+	sconn := srv.NextConn(t, waitFor)
+	waitEvent[Connected](t, c, waitFor)
+	// Sent after Connected, possibly while the buffer is still flushing.
+	require.NoError(t, c.SendText(ctx, "6"))
+	require.NoError(t, c.SendText(ctx, "7"))
+	for i := 1; i <= 7; i++ {
+		assert.Equal(t, strconv.Itoa(i), receiveText(t, sconn))
+	}
+}
+
+// Across a graceful server restart, every message Send accepted reaches the
+// server exactly once and in order; only those Send refused may be missing.
+func TestSendAcrossGracefulRestart(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	c, _, conn1 := connect(t, srv, fastConfig())
+	ctx := context.Background()
+
+	const maxSends = 100_000
+	var (
+		accepted []int
+		refused  = map[string]int{}
+		half     = make(chan struct{})
+		back     = make(chan struct{}) // closed once the client is connected again
+		sent     = make(chan struct{})
+	)
+	go func() {
+		defer close(sent)
+		deadline := time.Now().Add(10 * time.Second)
+		for i := 1; i <= maxSends && time.Now().Before(deadline); i++ {
+			if err := c.SendText(ctx, strconv.Itoa(i)); err != nil {
+				refused[err.Error()]++
+			} else {
+				accepted = append(accepted, i)
+			}
+			if i == 100 {
+				close(half)
+			}
+			if i > 100 {
+				select {
+				case <-back:
+					if i > 200 {
+						return
+					}
+				default:
+				}
+			}
+		}
+	}()
+	waitClosed(t, half, waitFor, "first 100 sends")
+	srv.Restart(int(StatusServiceRestart), "restart")
+	conn2 := srv.NextConn(t, waitFor)
+	disc := waitEvent[Disconnected](t, c, waitFor)
+	assert.Equal(t, StatusServiceRestart, disc.Disconnect.Code)
+	waitEvent[Connected](t, c, waitFor)
+	close(back)
+	waitClosed(t, sent, 15*time.Second, "the sender")
+
+	// Once the buffer is flushed, a last message marks the end: once the
+	// server has it, every message accepted before it has been written.
+	require.Eventually(t, func() bool { return c.State() == StateConnected }, waitFor, time.Millisecond,
+		"the send buffer was never flushed")
+	require.NoError(t, c.SendText(ctx, "end"))
+	for i := 0; ; i++ {
+		require.Less(t, i, maxSends+1, "no end marker")
+		if receiveText(t, conn2) == "end" {
+			break
+		}
+	}
+
+	var got []int
+	for _, m := range append(conn1.Received(), conn2.Received()...) {
+		if string(m) == "end" {
+			continue
+		}
+		n, err := strconv.Atoi(string(m))
+		require.NoError(t, err)
+		got = append(got, n)
+	}
+	t.Logf("%d accepted, refused: %v, %d on the first connection, %d on the second",
+		len(accepted), refused, len(conn1.Received()), len(conn2.Received())-1)
+	for i := 1; i < len(got); i++ {
+		if !assert.Greater(t, got[i], got[i-1], "message %d arrived after %d: out of order or twice", got[i], got[i-1]) {
+			break
+		}
+	}
+	seen := make(map[int]bool, len(got))
+	for _, n := range got {
+		seen[n] = true
+	}
+	var missing []int
+	for _, n := range accepted {
+		if !seen[n] {
+			missing = append(missing, n)
+		}
+	}
+	assert.Empty(t, missing, "messages Send accepted that never reached the server")
+
+	// Nothing may linger in the send buffer while connected: it would come
+	// out of order on a later connection, or only in Closed.Unsent.
+	require.NoError(t, c.Close(StatusNormalClosure, ""))
+	_, closed := drain(t, c, waitFor)
+	assert.Empty(t, unsentText(closed.Unsent), "accepted messages left in the send buffer while connected")
+}
+
+func TestSendAfterCloseReturnsErrClosed(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	c, _, _ := connect(t, srv, fastConfig())
+	require.NoError(t, c.Close(StatusNormalClosure, ""))
+	assert.ErrorIs(t, c.SendText(context.Background(), "late"), ErrClosed)
+	assert.ErrorIs(t, c.Send(context.Background(), MessageBinary, []byte{1}), ErrClosed)
+}
+
+func TestSendAfterTerminateAndGiveUpReturnsErrClosed(t *testing.T) {
+	t.Parallel()
+	t.Run("terminate", func(t *testing.T) {
+		t.Parallel()
+		srv := mocks.NewServer(t)
+		c, _, _ := connect(t, srv, fastConfig())
+		c.Terminate()
+		assert.ErrorIs(t, c.SendText(context.Background(), "late"), ErrClosed)
+	})
+	t.Run("give up", func(t *testing.T) {
+		t.Parallel()
+		srv := mocks.NewServer(t)
+		srv.Refuse(http.StatusForbidden, "", -1)
+		c := newClient(t, srv.URL(), fastConfig())
+		waitClosed(t, c.Done(), waitFor, "Done")
+		assert.ErrorIs(t, c.SendText(context.Background(), "late"), ErrClosed)
+	})
+}
+
+func TestUnsentReturnedInClosed(t *testing.T) {
+	t.Parallel()
+	t.Run("give up", func(t *testing.T) {
+		t.Parallel()
+		srv := mocks.NewServer(t)
+		srv.StallHandshakes(true)
+		srv.Refuse(http.StatusUnauthorized, "", -1)
+		c := newClient(t, srv.URL(), fastConfig())
+		require.True(t, srv.WaitRequests(1, waitFor))
+		ctx := context.Background()
+		require.NoError(t, c.SendText(ctx, "a"))
+		require.NoError(t, c.Send(ctx, MessageBinary, []byte("b")))
+		require.NoError(t, c.SendText(ctx, "c"))
+		srv.StallHandshakes(false)
+
+		_, closed := drain(t, c, waitFor)
+		require.ErrorIs(t, closed.Err, ErrGaveUp)
+		assert.Equal(t, []Message{
+			{Type: MessageText, Data: []byte("a")},
+			{Type: MessageBinary, Data: []byte("b")},
+			{Type: MessageText, Data: []byte("c")},
+		}, closed.Unsent)
+	})
+	t.Run("close during backoff", func(t *testing.T) {
+		t.Parallel()
+		srv := mocks.NewServer(t)
+		cfg := fastConfig()
+		cfg.Backoff = constantBackoff(time.Hour)
+		c, _, sconn := connect(t, srv, cfg)
+		sconn.Drop()
+		waitEvent[Reconnecting](t, c, waitFor)
+		ctx := context.Background()
+		require.NoError(t, c.SendText(ctx, "x"))
+		require.NoError(t, c.SendText(ctx, "y"))
+		require.NoError(t, c.Close(StatusNormalClosure, ""))
+		_, closed := drain(t, c, waitFor)
+		assert.NoError(t, closed.Err)
+		assert.Equal(t, []string{"x", "y"}, unsentText(closed.Unsent))
+	})
+}
+
+func unsentText(msgs []Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = string(m.Data)
+	}
+	return out
+}
+
+func TestConcurrentSends(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	c, _, sconn := connect(t, srv, fastConfig())
+	const senders, each = 8, 100
+	var wg sync.WaitGroup
+	errs := make(chan error, senders*each)
+	start := make(chan struct{})
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := range each {
+				if err := c.SendText(context.Background(), strconv.Itoa(g)+":"+strconv.Itoa(i)); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+
+	next := make([]int, senders) // per sender, the index expected next
+	for range senders * each {
+		msg := receiveText(t, sconn)
+		g, i, ok := strings.Cut(msg, ":")
+		require.True(t, ok, msg)
+		gi, _ := strconv.Atoi(g)
+		ii, _ := strconv.Atoi(i)
+		require.Equal(t, next[gi], ii, "sender %d's messages out of order", gi)
+		next[gi]++
+	}
+}
+
+// A Send blocked on a socket the peer stopped reading returns at ctx's
+// deadline; the connection is then unusable, so the client reconnects.
+func TestSendDeadlineOnStalledSocket(t *testing.T) {
+	t.Parallel()
+	srv := mocks.NewServer(t)
+	c, first, sconn := connect(t, srv, fastConfig())
+	sconn.GoSilent()
+	big := make([]byte, 256<<10)
+	var err error
+	for i := 0; i < 400 && err == nil; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err = c.Send(ctx, MessageBinary, big)
+		cancel()
+	}
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a Send on a stalled socket never blocked")
+
+	disc := waitEvent[Disconnected](t, c, waitFor)
+	assert.Equal(t, first.ConnID, disc.ConnID)
+	assert.Equal(t, StatusAbnormalClosure, disc.Disconnect.Code)
+	assert.Equal(t, Reconnect, disc.Decision.Action)
+	again := waitEvent[Connected](t, c, waitFor)
+	assert.NotEqual(t, first.ConnID, again.ConnID)
+}
