@@ -1,4 +1,4 @@
-package resocket
+package resocket_test
 
 import (
 	"context"
@@ -14,53 +14,55 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
 func TestCloseSendsCodeAndReason(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	c, conn, sconn := connect(t, srv, fastConfig())
+	c, events, conn, sconn := connect(t, srv, fastConfig())
 	require.NoError(t, c.Close(4001, "bye now"))
-	assert.Equal(t, StateClosed, c.State())
+	assert.Equal(t, resocket.StateClosed, c.State())
 	assert.NoError(t, c.Err())
-	waitClosed(t, c.Done(), waitFor, "Done")
+	testkit.WaitClosed(t, c.Done(), waitFor, "Done")
 
-	waitClosed(t, sconn.Done(), waitFor, "the server's connection")
+	testkit.WaitClosed(t, sconn.Done(), waitFor, "the server's connection")
 	code, reason, ok := sconn.CloseReceived()
 	require.True(t, ok, "no close frame reached the server")
 	assert.Equal(t, 4001, code)
 	assert.Equal(t, "bye now", reason)
 
-	evs, closed := drain(t, c, waitFor)
-	disc := onlyOf[Disconnected](evs)
-	require.Len(t, disc, 1, fmtEvents(evs))
+	evs, closed := events.Drain(t, waitFor)
+	disc := testkit.Only[resocket.Disconnected](evs)
+	require.Len(t, disc, 1, testkit.DescribeAll(evs))
 	assert.Equal(t, conn.ConnID, disc[0].ConnID)
-	assert.Equal(t, Decision{Action: Stop}, disc[0].Decision)
+	assert.Equal(t, resocket.Decision{Action: resocket.Stop}, disc[0].Decision)
 	assert.NoError(t, closed.Err)
-	assert.Empty(t, onlyOf[Reconnecting](evs), "no reconnect after Close")
+	assert.Empty(t, testkit.Only[resocket.Reconnecting](evs), "no reconnect after Close")
 }
 
 func TestCloseRejectsInvalidArguments(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	c, _, sconn := connect(t, srv, fastConfig())
-	for _, code := range []StatusCode{0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, -1} {
-		assert.ErrorIs(t, c.Close(code, ""), ErrInvalidCloseCode, "code %d", int(code))
+	c, _, _, sconn := connect(t, srv, fastConfig())
+	for _, code := range []resocket.StatusCode{0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, -1} {
+		assert.ErrorIs(t, c.Close(code, ""), resocket.ErrInvalidCloseCode, "code %d", int(code))
 	}
-	assert.ErrorIs(t, c.Close(StatusNormalClosure, strings.Repeat("r", 124)), ErrInvalidReason)
-	assert.ErrorIs(t, c.Close(StatusNormalClosure, "\xff\xfe"), ErrInvalidReason)
+	assert.ErrorIs(t, c.Close(resocket.StatusNormalClosure, strings.Repeat("r", 124)), resocket.ErrInvalidReason)
+	assert.ErrorIs(t, c.Close(resocket.StatusNormalClosure, "\xff\xfe"), resocket.ErrInvalidReason)
 
 	// The client was left as it was.
-	assert.Equal(t, StateConnected, c.State())
+	assert.Equal(t, resocket.StateConnected, c.State())
 	require.NoError(t, c.SendText(context.Background(), "still here"))
 	assert.Equal(t, "still here", receiveText(t, sconn))
 	_, _, closeSent := sconn.CloseReceived()
 	assert.False(t, closeSent)
 
 	// The longest valid reason is accepted.
-	require.NoError(t, c.Close(StatusNormalClosure, strings.Repeat("r", 123)))
-	waitClosed(t, sconn.Done(), waitFor, "the server's connection")
+	require.NoError(t, c.Close(resocket.StatusNormalClosure, strings.Repeat("r", 123)))
+	testkit.WaitClosed(t, sconn.Done(), waitFor, "the server's connection")
 	_, reason, _ := sconn.CloseReceived()
 	assert.Len(t, reason, 123)
 }
@@ -70,28 +72,28 @@ func TestCloseTwiceAndAfterTerminate(t *testing.T) {
 	t.Run("close twice", func(t *testing.T) {
 		t.Parallel()
 		srv := mocks.NewServer(t)
-		c, _, _ := connect(t, srv, fastConfig())
-		require.NoError(t, c.Close(StatusNormalClosure, ""))
-		assert.ErrorIs(t, c.Close(StatusNormalClosure, ""), ErrClosed)
+		c, _, _, _ := connect(t, srv, fastConfig())
+		require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
+		assert.ErrorIs(t, c.Close(resocket.StatusNormalClosure, ""), resocket.ErrClosed)
 		assert.NoError(t, c.Err())
 	})
 	t.Run("close after terminate", func(t *testing.T) {
 		t.Parallel()
 		srv := mocks.NewServer(t)
-		c, _, _ := connect(t, srv, fastConfig())
+		c, _, _, _ := connect(t, srv, fastConfig())
 		c.Terminate()
 		c.Terminate() // again: harmless
-		assert.ErrorIs(t, c.Close(StatusNormalClosure, ""), ErrClosed)
+		assert.ErrorIs(t, c.Close(resocket.StatusNormalClosure, ""), resocket.ErrClosed)
 		assert.NoError(t, c.Err())
 	})
 	t.Run("close after give up", func(t *testing.T) {
 		t.Parallel()
 		srv := mocks.NewServer(t)
 		srv.Refuse(http.StatusNotFound, "", -1)
-		c := newClient(t, srv.URL(), fastConfig())
-		waitClosed(t, c.Done(), waitFor, "Done")
-		assert.ErrorIs(t, c.Close(StatusNormalClosure, ""), ErrClosed)
-		assert.ErrorIs(t, c.Err(), ErrGaveUp, "Close after the end must not change Err")
+		c, _ := newClient(t, srv.URL(), fastConfig())
+		testkit.WaitClosed(t, c.Done(), waitFor, "Done")
+		assert.ErrorIs(t, c.Close(resocket.StatusNormalClosure, ""), resocket.ErrClosed)
+		assert.ErrorIs(t, c.Err(), resocket.ErrGaveUp, "Close after the end must not change Err")
 	})
 }
 
@@ -100,28 +102,28 @@ func TestCloseAgainstSilentServerTakesCloseTimeout(t *testing.T) {
 	srv := mocks.NewServer(t)
 	cfg := fastConfig()
 	cfg.CloseTimeout = 300 * time.Millisecond
-	c, _, sconn := connect(t, srv, cfg)
+	c, _, _, sconn := connect(t, srv, cfg)
 	sconn.GoSilent()
 	var err error
-	took := returnsWithin(t, cfg.CloseTimeout+2*time.Second, "Close", func() { err = c.Close(StatusGoingAway, "") })
+	took := testkit.ReturnsWithin(t, cfg.CloseTimeout+2*time.Second, "Close", func() { err = c.Close(resocket.StatusGoingAway, "") })
 	assert.NoError(t, err)
 	assert.GreaterOrEqual(t, took, cfg.CloseTimeout-50*time.Millisecond, "Close gave up before CloseTimeout")
 	assert.NoError(t, c.Err())
-	assert.Equal(t, StateClosed, c.State())
+	assert.Equal(t, resocket.StateClosed, c.State())
 }
 
 func TestTerminateSendsNoCloseFrame(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	c, _, sconn := connect(t, srv, fastConfig())
-	returnsWithin(t, time.Second, "Terminate", c.Terminate)
-	waitClosed(t, c.Done(), waitFor, "Done")
-	waitClosed(t, c.Events(), waitFor, "Events")
-	waitClosed(t, sconn.Done(), waitFor, "the server's connection")
+	c, _, _, sconn := connect(t, srv, fastConfig())
+	testkit.ReturnsWithin(t, time.Second, "Terminate", c.Terminate)
+	testkit.WaitClosed(t, c.Done(), waitFor, "Done")
+	testkit.WaitClosed(t, c.Events(), waitFor, "Events")
+	testkit.WaitClosed(t, sconn.Done(), waitFor, "the server's connection")
 	_, _, ok := sconn.CloseReceived()
 	assert.False(t, ok, "Terminate sent a close frame")
 	assert.NoError(t, c.Err())
-	assert.Equal(t, StateClosed, c.State())
+	assert.Equal(t, resocket.StateClosed, c.State())
 }
 
 func TestCloseAndTerminateInterruptBackoff(t *testing.T) {
@@ -132,18 +134,18 @@ func TestCloseAndTerminateInterruptBackoff(t *testing.T) {
 			srv := mocks.NewServer(t)
 			cfg := fastConfig()
 			cfg.Backoff = constantBackoff(time.Hour)
-			c, _, sconn := connect(t, srv, cfg)
+			c, events, _, sconn := connect(t, srv, cfg)
 			sconn.Drop()
-			rec := waitEvent[Reconnecting](t, c, waitFor)
+			rec := testkit.WaitEvent[resocket.Reconnecting](t, events, waitFor)
 			require.Equal(t, time.Hour, rec.Delay)
-			returnsWithin(t, time.Second, "ending the client during a backoff wait", func() {
+			testkit.ReturnsWithin(t, time.Second, "ending the client during a backoff wait", func() {
 				if terminate {
 					c.Terminate()
 				} else {
-					assert.NoError(t, c.Close(StatusNormalClosure, ""))
+					assert.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
 				}
 			})
-			waitClosed(t, c.Done(), time.Second, "Done")
+			testkit.WaitClosed(t, c.Done(), time.Second, "Done")
 			assert.NoError(t, c.Err())
 			assert.Equal(t, 1, len(srv.Requests()), "no attempt after the client ended")
 		})
@@ -170,18 +172,18 @@ func TestCloseAndTerminateInterruptStalledHandshake(t *testing.T) {
 			t.Run(name+map[bool]string{false: "/close", true: "/terminate"}[terminate], func(t *testing.T) {
 				t.Parallel()
 				url, reached := start(t)
-				c := newClient(t, url, fastConfig())
-				assertConnecting(t, nextEvent(t, c, waitFor), 1)
+				c, events := newClient(t, url, fastConfig())
+				assertConnecting(t, events.Next(t, waitFor), 1)
 				require.True(t, reached(), "the client never reached the server")
-				returnsWithin(t, 2*time.Second, "ending the client during a stalled handshake", func() {
+				testkit.ReturnsWithin(t, 2*time.Second, "ending the client during a stalled handshake", func() {
 					if terminate {
 						c.Terminate()
 					} else {
-						assert.NoError(t, c.Close(StatusNormalClosure, ""))
+						assert.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
 					}
 				})
-				evs := collect(t, c, nil, waitFor)
-				assert.Empty(t, onlyOf[DialFailed](evs), "the user's own close is not a failed attempt")
+				evs, _ := events.Drain(t, waitFor)
+				assert.Empty(t, testkit.Only[resocket.DialFailed](evs), "the user's own close is not a failed attempt")
 				assert.NoError(t, c.Err())
 			})
 		}
@@ -194,7 +196,7 @@ func TestConcurrentCloseTerminateSend(t *testing.T) {
 		t.Run(strconv.Itoa(run), func(t *testing.T) {
 			t.Parallel()
 			srv := mocks.NewServer(t, mocks.WithEcho())
-			c, _, _ := connect(t, srv, fastConfig())
+			c, _, _, _ := connect(t, srv, fastConfig())
 			var wg sync.WaitGroup
 			var closeOK atomic.Int32
 			start := make(chan struct{})
@@ -205,11 +207,11 @@ func TestConcurrentCloseTerminateSend(t *testing.T) {
 					<-start
 					switch g % 4 {
 					case 0:
-						err := c.Close(StatusNormalClosure, "bye")
+						err := c.Close(resocket.StatusNormalClosure, "bye")
 						if err == nil {
 							closeOK.Add(1)
 						} else {
-							assert.ErrorIs(t, err, ErrClosed)
+							assert.ErrorIs(t, err, resocket.ErrClosed)
 						}
 					case 1:
 						c.Terminate()
@@ -221,12 +223,12 @@ func TestConcurrentCloseTerminateSend(t *testing.T) {
 				}()
 			}
 			close(start)
-			returnsWithin(t, waitFor, "concurrent Close, Terminate and Send", wg.Wait)
-			waitClosed(t, c.Done(), time.Second, "Done")
-			waitClosed(t, c.Events(), time.Second, "Events")
+			testkit.ReturnsWithin(t, waitFor, "concurrent Close, Terminate and Send", wg.Wait)
+			testkit.WaitClosed(t, c.Done(), time.Second, "Done")
+			testkit.WaitClosed(t, c.Events(), time.Second, "Events")
 			assert.LessOrEqual(t, closeOK.Load(), int32(1), "more than one Close succeeded")
 			assert.NoError(t, c.Err())
-			assert.ErrorIs(t, c.SendText(context.Background(), "late"), ErrClosed)
+			assert.ErrorIs(t, c.SendText(context.Background(), "late"), resocket.ErrClosed)
 		})
 	}
 }
@@ -242,20 +244,20 @@ func TestCloseAndTerminateNeverBlockOnFullEvents(t *testing.T) {
 			cfg := fastConfig()
 			cfg.EventBuffer = 1
 			cfg.CloseTimeout = 300 * time.Millisecond
-			c := newClient(t, srv.URL(), cfg)
+			c, _ := newClient(t, srv.URL(), cfg)
 			sconn := srv.NextConn(t, waitFor)
 			pushed := pushMessages(t, sconn, 1<<10)
 			// Let the server fill the pipe.
 			require.Eventually(t, func() bool { return pushed.Load() >= 50 }, waitFor, 5*time.Millisecond)
-			returnsWithin(t, cfg.CloseTimeout+2*time.Second, "ending with a full Events channel", func() {
+			testkit.ReturnsWithin(t, cfg.CloseTimeout+2*time.Second, "ending with a full Events channel", func() {
 				if terminate {
 					c.Terminate()
 				} else {
-					assert.NoError(t, c.Close(StatusNormalClosure, ""))
+					assert.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
 				}
 			})
-			waitClosed(t, c.Done(), time.Second, "Done")
-			waitClosed(t, c.Events(), time.Second, "Events")
+			testkit.WaitClosed(t, c.Done(), time.Second, "Done")
+			testkit.WaitClosed(t, c.Events(), time.Second, "Events")
 			assert.NoError(t, c.Err())
 		})
 	}
@@ -300,7 +302,7 @@ func TestCloseWithSendBlockedOnSocket(t *testing.T) {
 			srv := mocks.NewServer(t)
 			cfg := fastConfig()
 			cfg.CloseTimeout = 300 * time.Millisecond
-			c, _, sconn := connect(t, srv, cfg)
+			c, _, _, sconn := connect(t, srv, cfg)
 			sconn.GoSilent()
 
 			var sends atomic.Int64
@@ -310,7 +312,7 @@ func TestCloseWithSendBlockedOnSocket(t *testing.T) {
 				defer close(senderDone)
 				big := make([]byte, 256<<10)
 				for range 1000 {
-					if err := c.Send(context.Background(), MessageBinary, big); err != nil {
+					if err := c.Send(context.Background(), resocket.MessageBinary, big); err != nil {
 						lastErr.Store(err)
 						return
 					}
@@ -319,14 +321,14 @@ func TestCloseWithSendBlockedOnSocket(t *testing.T) {
 			}()
 			waitProgressStops(t, &sends)
 
-			returnsWithin(t, cfg.CloseTimeout+2*time.Second, "ending with a blocked Send", func() {
+			testkit.ReturnsWithin(t, cfg.CloseTimeout+2*time.Second, "ending with a blocked Send", func() {
 				if terminate {
 					c.Terminate()
 				} else {
-					assert.NoError(t, c.Close(StatusNormalClosure, ""))
+					assert.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
 				}
 			})
-			waitClosed(t, senderDone, 2*time.Second, "the blocked Send")
+			testkit.WaitClosed(t, senderDone, 2*time.Second, "the blocked Send")
 			assert.Error(t, lastErr.Load().(error))
 			assert.NoError(t, c.Err())
 		})

@@ -1,4 +1,4 @@
-package resocket
+package resocket_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
@@ -23,18 +25,18 @@ func TestDialKeepsTryingWhileNobodyReadsEvents(t *testing.T) {
 	cfg.EventBuffer = 1
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	c, err := Dial(ctx, srv.URL(), cfg)
+	c, err := resocket.Dial(ctx, srv.URL(), cfg)
 	require.NoError(t, err, "the loop stalled on a full Events channel")
-	t.Cleanup(c.Terminate)
+	events := testkit.Read(t, c)
 
-	evs := collect(t, c, func(ev Event) bool { _, ok := ev.(Connected); return ok }, waitFor)
+	evs := events.Collect(t, waitFor, testkit.Is[resocket.Connected])
 	var want []string
 	for range refusals {
 		want = append(want, "Connecting", "DialFailed", "Reconnecting")
 	}
 	want = append(want, "Connecting", "Connected")
-	assert.Equal(t, want, typeNames(evs), "every event, in order")
-	for i, ev := range onlyOf[Connecting](evs) {
+	assert.Equal(t, want, testkit.Types(evs), "every event, in order")
+	for i, ev := range testkit.Only[resocket.Connecting](evs) {
 		assert.Equal(t, i+1, ev.Attempt)
 	}
 }
@@ -46,19 +48,19 @@ func TestBacklogKeepsOrderWithMessages(t *testing.T) {
 	srv := mocks.NewServer(t)
 	cfg := fastConfig()
 	cfg.EventBuffer = 1
-	c := newClient(t, srv.URL(), cfg)
+	_, events := newClient(t, srv.URL(), cfg)
 	sconn := srv.NextConn(t, waitFor)
 	const n = 10
 	for i := range n {
 		require.NoError(t, sconn.SendText(fmt.Sprint(i)))
 	}
-	evs := collect(t, c, func(ev Event) bool {
-		m, ok := ev.(Message)
+	evs := events.Collect(t, waitFor, func(ev resocket.Event) bool {
+		m, ok := ev.(resocket.Message)
 		return ok && string(m.Data) == fmt.Sprint(n-1)
-	}, waitFor)
-	require.Equal(t, "Connecting", typeNames(evs)[0])
-	require.Equal(t, "Connected", typeNames(evs)[1])
-	msgs := onlyOf[Message](evs)
+	})
+	require.Equal(t, "Connecting", testkit.Types(evs)[0])
+	require.Equal(t, "Connected", testkit.Types(evs)[1])
+	msgs := testkit.Only[resocket.Message](evs)
 	require.Len(t, msgs, n)
 	for i, m := range msgs {
 		assert.Equal(t, fmt.Sprint(i), string(m.Data))
@@ -73,9 +75,9 @@ func TestTerminateWithUnreadBacklog(t *testing.T) {
 	srv.Refuse(503, "", -1)
 	cfg := fastConfig()
 	cfg.EventBuffer = 1
-	c := newClient(t, srv.URL(), cfg)
+	c, _ := newClient(t, srv.URL(), cfg)
 	require.True(t, srv.WaitRequests(10, waitFor), "the loop stalled on a full Events channel")
-	returnsWithin(t, waitFor, "Terminate", c.Terminate)
+	testkit.ReturnsWithin(t, waitFor, "Terminate", c.Terminate)
 	select {
 	case <-c.Done():
 	case <-time.After(waitFor):

@@ -1,4 +1,4 @@
-package resocket
+package resocket_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
@@ -18,18 +20,18 @@ func TestDialReturnsConnectedClient(t *testing.T) {
 	srv := mocks.NewServer(t, mocks.WithEcho())
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	c, err := Dial(ctx, srv.URL(), fastConfig())
+	c, err := resocket.Dial(ctx, srv.URL(), fastConfig())
 	require.NoError(t, err)
-	t.Cleanup(c.Terminate)
-	assert.Equal(t, StateConnected, c.State())
+	events := testkit.Read(t, c)
+	assert.Equal(t, resocket.StateConnected, c.State())
 
 	// The events seen while dialing are still there.
-	assertConnecting(t, nextEvent(t, c, waitFor), 1)
-	conn, ok := nextEvent(t, c, waitFor).(Connected)
+	assertConnecting(t, events.Next(t, waitFor), 1)
+	conn, ok := events.Next(t, waitFor).(resocket.Connected)
 	require.True(t, ok)
 	require.NoError(t, c.SendText(ctx, "ping"))
-	msg := waitEvent[Message](t, c, waitFor)
-	assert.Equal(t, Message{ConnID: conn.ConnID, Type: MessageText, Data: []byte("ping")}, msg)
+	msg := testkit.WaitEvent[resocket.Message](t, events, waitFor)
+	assert.Equal(t, resocket.Message{ConnID: conn.ConnID, Type: resocket.MessageText, Data: []byte("ping")}, msg)
 }
 
 func TestDialRetriesUntilConnected(t *testing.T) {
@@ -38,10 +40,10 @@ func TestDialRetriesUntilConnected(t *testing.T) {
 	srv.Refuse(http.StatusServiceUnavailable, "", 3)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	c, err := Dial(ctx, srv.URL(), fastConfig())
+	c, err := resocket.Dial(ctx, srv.URL(), fastConfig())
 	require.NoError(t, err)
-	t.Cleanup(c.Terminate)
-	assert.Equal(t, StateConnected, c.State())
+	testkit.TerminateOnCleanup(t, c)
+	assert.Equal(t, resocket.StateConnected, c.State())
 	assert.Len(t, srv.Requests(), 4)
 }
 
@@ -55,13 +57,13 @@ func TestDialDeadlineLeavesNothingRunning(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	var (
-		c   *Client
+		c   *resocket.Client
 		err error
 	)
-	took := returnsWithin(t, 2*time.Second, "Dial", func() { c, err = Dial(ctx, srv.URL(), cfg) })
+	took := testkit.ReturnsWithin(t, 2*time.Second, "Dial", func() { c, err = resocket.Dial(ctx, srv.URL(), cfg) })
 	assert.Nil(t, c)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	var he *HandshakeError
+	var he *resocket.HandshakeError
 	if assert.ErrorAs(t, err, &he, "the last attempt's cause") {
 		assert.Equal(t, http.StatusServiceUnavailable, he.Status)
 	}
@@ -75,9 +77,9 @@ func TestDialStalledHandshakeHonoursDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	var err error
-	returnsWithin(t, 2*time.Second, "Dial against a stalled handshake", func() {
-		var c *Client
-		c, err = Dial(ctx, stall.URL(), fastConfig())
+	testkit.ReturnsWithin(t, 2*time.Second, "Dial against a stalled handshake", func() {
+		var c *resocket.Client
+		c, err = resocket.Dial(ctx, stall.URL(), fastConfig())
 		assert.Nil(t, c)
 	})
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
@@ -89,7 +91,7 @@ func TestDialCancelledContext(t *testing.T) {
 	srv.StallHandshakes(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	c, err := Dial(ctx, srv.URL(), fastConfig())
+	c, err := resocket.Dial(ctx, srv.URL(), fastConfig())
 	assert.Nil(t, c)
 	assert.ErrorIs(t, err, context.Canceled)
 }
@@ -99,13 +101,13 @@ func TestDialGivesUp(t *testing.T) {
 	srv := mocks.NewServer(t)
 	srv.Refuse(http.StatusForbidden, "", -1)
 	var (
-		c   *Client
+		c   *resocket.Client
 		err error
 	)
-	returnsWithin(t, 2*time.Second, "Dial against a 403", func() { c, err = Dial(context.Background(), srv.URL(), Config{}) })
+	testkit.ReturnsWithin(t, 2*time.Second, "Dial against a 403", func() { c, err = resocket.Dial(context.Background(), srv.URL(), resocket.Config{}) })
 	assert.Nil(t, c)
-	require.ErrorIs(t, err, ErrGaveUp)
-	var he *HandshakeError
+	require.ErrorIs(t, err, resocket.ErrGaveUp)
+	var he *resocket.HandshakeError
 	require.ErrorAs(t, err, &he)
 	assert.Equal(t, http.StatusForbidden, he.Status)
 	assert.Len(t, srv.Requests(), 1, "no retry after a 403")

@@ -1,4 +1,4 @@
-package resocket
+package resocket_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
@@ -17,12 +19,12 @@ func TestSendJSONAndDecode(t *testing.T) {
 		Price  float64 `json:"price"`
 	}
 	srv := mocks.NewServer(t, mocks.WithEcho())
-	c := newClient(t, srv.URL(), Config{})
+	c, events := newClient(t, srv.URL(), resocket.Config{})
 	require.NoError(t, c.WaitConnected(context.Background()))
 
 	require.NoError(t, c.SendJSON(context.Background(), quote{"ACME", 12.5}))
-	m := waitEvent[Message](t, c, 5*time.Second)
-	assert.Equal(t, MessageText, m.Type)
+	m := testkit.WaitEvent[resocket.Message](t, events, 5*time.Second)
+	assert.Equal(t, resocket.MessageText, m.Type)
 	var got quote
 	require.NoError(t, m.DecodeJSON(&got))
 	assert.Equal(t, quote{"ACME", 12.5}, got)
@@ -30,7 +32,7 @@ func TestSendJSONAndDecode(t *testing.T) {
 
 func TestSendJSONRejectsUnencodable(t *testing.T) {
 	srv := mocks.NewServer(t)
-	c := newClient(t, srv.URL(), Config{})
+	c, _ := newClient(t, srv.URL(), resocket.Config{})
 	err := c.SendJSON(context.Background(), func() {})
 	require.Error(t, err)
 	assert.Zero(t, c.Stats().Buffered, "nothing is sent or buffered")
@@ -38,5 +40,5 @@ func TestSendJSONRejectsUnencodable(t *testing.T) {
 
 func TestDecodeJSONError(t *testing.T) {
 	var v map[string]any
-	assert.Error(t, Message{Data: []byte("{")}.DecodeJSON(&v))
+	assert.Error(t, resocket.Message{Data: []byte("{")}.DecodeJSON(&v))
 }

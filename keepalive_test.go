@@ -1,4 +1,4 @@
-package resocket
+package resocket_test
 
 import (
 	"fmt"
@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
@@ -18,7 +20,7 @@ import (
 
 // keepaliveConfig pings every 100ms and declares the link dead after 200ms
 // of silence.
-func keepaliveConfig() Config {
+func keepaliveConfig() resocket.Config {
 	cfg := fastConfig()
 	cfg.PingInterval = 100 * time.Millisecond
 	cfg.PongTimeout = 200 * time.Millisecond
@@ -28,21 +30,21 @@ func keepaliveConfig() Config {
 func TestKeepaliveDetectsSilentServer(t *testing.T) {
 	srv := mocks.NewServer(t)
 	cfg := keepaliveConfig()
-	c, first, sconn := connect(t, srv, cfg)
+	_, events, first, sconn := connect(t, srv, cfg)
 	sconn.GoSilent()
 	silent := time.Now()
 
-	disc := waitEvent[Disconnected](t, c, waitFor)
+	disc := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
 	took := time.Since(silent)
 	assert.Equal(t, first.ConnID, disc.ConnID)
-	assert.Equal(t, StatusAbnormalClosure, disc.Disconnect.Code)
-	assert.ErrorIs(t, disc.Disconnect.Err, ErrPongTimeout)
-	assert.Equal(t, Reconnect, disc.Decision.Action)
+	assert.Equal(t, resocket.StatusAbnormalClosure, disc.Disconnect.Code)
+	assert.ErrorIs(t, disc.Disconnect.Err, resocket.ErrPongTimeout)
+	assert.Equal(t, resocket.Reconnect, disc.Decision.Action)
 	// A ping answered just before the silence pushes detection back by up
 	// to one PongTimeout.
 	assert.Less(t, took, cfg.PingInterval+2*cfg.PongTimeout+500*time.Millisecond, "a dead link found too late")
 
-	again := waitEvent[Connected](t, c, waitFor)
+	again := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	assert.NotEqual(t, first.ConnID, again.ConnID)
 	srv.NextConn(t, waitFor)
 }
@@ -51,7 +53,7 @@ func TestKeepaliveSendsPings(t *testing.T) {
 	srv := mocks.NewServer(t)
 	cfg := keepaliveConfig()
 	cfg.PingInterval = 50 * time.Millisecond
-	_, _, sconn := connect(t, srv, cfg)
+	_, _, _, sconn := connect(t, srv, cfg)
 	assert.Eventually(t, func() bool { return sconn.Pings() >= 2 }, waitFor, 10*time.Millisecond, "no pings")
 }
 
@@ -61,18 +63,18 @@ func TestKeepaliveKeepsHealthyIdleConnection(t *testing.T) {
 	cfg := keepaliveConfig()
 	cfg.PingInterval = 50 * time.Millisecond
 	cfg.PongTimeout = 100 * time.Millisecond
-	c, _, sconn := connect(t, srv, cfg)
+	c, _, _, sconn := connect(t, srv, cfg)
 
 	// Idling across many ping intervals is the behaviour under test.
 	idle := time.NewTimer(time.Second)
 	defer idle.Stop()
 	select {
 	case ev := <-c.Events():
-		t.Fatalf("a healthy idle connection produced %s", fmtEvent(ev))
+		t.Fatalf("a healthy idle connection produced %s", testkit.Describe(ev))
 	case <-idle.C:
 	}
 	assert.GreaterOrEqual(t, sconn.Pings(), 5)
-	assert.Equal(t, StateConnected, c.State())
+	assert.Equal(t, resocket.StateConnected, c.State())
 }
 
 func TestKeepaliveOff(t *testing.T) {
@@ -80,14 +82,14 @@ func TestKeepaliveOff(t *testing.T) {
 	cfg := fastConfig()
 	cfg.PingInterval = -1
 	cfg.PongTimeout = 50 * time.Millisecond
-	c, _, sconn := connect(t, srv, cfg)
+	c, _, _, sconn := connect(t, srv, cfg)
 	sconn.GoSilent()
 	// Waiting for something that must not happen.
 	idle := time.NewTimer(400 * time.Millisecond)
 	defer idle.Stop()
 	select {
 	case ev := <-c.Events():
-		t.Fatalf("with the keepalive off, a silent link produced %s", fmtEvent(ev))
+		t.Fatalf("with the keepalive off, a silent link produced %s", testkit.Describe(ev))
 	case <-idle.C:
 	}
 	assert.Equal(t, 0, sconn.Pings())
@@ -95,7 +97,7 @@ func TestKeepaliveOff(t *testing.T) {
 
 func TestClientAnswersServerPings(t *testing.T) {
 	srv := mocks.NewServer(t)
-	_, _, sconn := connect(t, srv, fastConfig())
+	_, _, _, sconn := connect(t, srv, fastConfig())
 	require.NoError(t, sconn.Send(websocket.PingMessage, []byte("are you there")))
 	assert.Eventually(t, func() bool { return sconn.Pongs() == 1 }, waitFor, 5*time.Millisecond)
 }
@@ -112,7 +114,7 @@ func TestSlowConsumerLosesNothing(t *testing.T) {
 			cfg.EventBuffer = 1
 			cfg.PingInterval = 50 * time.Millisecond
 			cfg.PongTimeout = 100 * time.Millisecond
-			c := newClient(t, srv.URL(), cfg)
+			c, events := newClient(t, srv.URL(), cfg)
 			sconn := srv.NextConn(t, waitFor)
 
 			pad := strings.Repeat("x", 16<<10) // enough to fill the socket buffers
@@ -139,22 +141,22 @@ func TestSlowConsumerLosesNothing(t *testing.T) {
 			deadline := time.Now().Add(10 * time.Second)
 			for next < total {
 				require.True(t, time.Now().Before(deadline), "only %d of %d messages in time", next, total)
-				switch ev := nextEvent(t, c, waitFor).(type) {
-				case Connected:
+				switch ev := events.Next(t, waitFor).(type) {
+				case resocket.Connected:
 					connID = ev.ConnID
-				case Message:
+				case resocket.Message:
 					require.Equal(t, connID, ev.ConnID)
 					require.Equal(t, fmt.Sprintf("%04d", next), string(ev.Data[:4]), "message lost or out of order")
 					next++
 					if next == pauseAfter {
 						pause()
 					}
-				case Disconnected:
-					t.Fatalf("disconnected after %d of %d messages: %s", next, total, fmtEvent(ev))
+				case resocket.Disconnected:
+					t.Fatalf("disconnected after %d of %d messages: %s", next, total, testkit.Describe(ev))
 				}
 			}
 			assert.NoError(t, <-sent)
-			assert.Equal(t, StateConnected, c.State())
+			assert.Equal(t, resocket.StateConnected, c.State())
 		})
 	}
 }
@@ -164,23 +166,23 @@ func TestReadLimit(t *testing.T) {
 	srv := mocks.NewServer(t)
 	cfg := fastConfig()
 	cfg.ReadLimit = 1024
-	c, first, sconn := connect(t, srv, cfg)
+	_, events, first, sconn := connect(t, srv, cfg)
 
 	require.NoError(t, sconn.Send(websocket.BinaryMessage, make([]byte, 1024)))
-	msg := waitEvent[Message](t, c, waitFor)
+	msg := testkit.WaitEvent[resocket.Message](t, events, waitFor)
 	assert.Len(t, msg.Data, 1024, "a message of exactly ReadLimit is accepted")
 
 	require.NoError(t, sconn.Send(websocket.BinaryMessage, make([]byte, 1025)))
-	disc := waitEvent[Disconnected](t, c, waitFor)
+	disc := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
 	assert.Equal(t, first.ConnID, disc.ConnID)
-	assert.Equal(t, StatusMessageTooBig, disc.Disconnect.Code)
+	assert.Equal(t, resocket.StatusMessageTooBig, disc.Disconnect.Code)
 	assert.Error(t, disc.Disconnect.Err)
-	assert.Equal(t, GiveUp, disc.Decision.Action, "1009 is in the give-up row of the default policy")
+	assert.Equal(t, resocket.GiveUp, disc.Decision.Action, "1009 is in the give-up row of the default policy")
 
-	waitClosed(t, sconn.Done(), waitFor, "the server's connection")
+	testkit.WaitClosed(t, sconn.Done(), waitFor, "the server's connection")
 	code, _, ok := sconn.CloseReceived()
 	require.True(t, ok, "the client sent no close frame")
-	assert.Equal(t, int(StatusMessageTooBig), code)
-	_, closed := drain(t, c, waitFor)
-	assert.ErrorIs(t, closed.Err, ErrGaveUp)
+	assert.Equal(t, int(resocket.StatusMessageTooBig), code)
+	_, closed := events.Drain(t, waitFor)
+	assert.ErrorIs(t, closed.Err, resocket.ErrGaveUp)
 }

@@ -1,4 +1,4 @@
-package resocket
+package resocket_test
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
@@ -37,11 +39,11 @@ func TestLoggerStructuredWithoutCredentials(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Logger = slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Header = http.Header{"Authorization": {"Bearer s3cr3t-token"}}
-	c, _, sconn := connect(t, srv, cfg)
+	c, events, _, sconn := connect(t, srv, cfg)
 	require.Equal(t, "Bearer s3cr3t-token", sconn.Request().Header.Get("Authorization"), "the header is sent")
-	require.NoError(t, sconn.CloseWith(int(StatusServiceRestart), "restart"))
-	waitEvent[Connected](t, c, waitFor)
-	require.NoError(t, c.Close(StatusNormalClosure, ""))
+	require.NoError(t, sconn.CloseWith(int(resocket.StatusServiceRestart), "restart"))
+	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
+	require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
 
 	logs := out.String()
 	assert.Contains(t, logs, `"msg":"resocket: connected"`)
@@ -50,10 +52,4 @@ func TestLoggerStructuredWithoutCredentials(t *testing.T) {
 	assert.Contains(t, logs, `"msg":"resocket: reconnecting"`)
 	assert.Contains(t, logs, `"header_names":["Authorization"]`)
 	assert.NotContains(t, logs, "s3cr3t", "header values are never logged")
-}
-
-func TestSilentByDefault(t *testing.T) {
-	s, err := newSettings("ws://127.0.0.1:1", Config{})
-	require.NoError(t, err)
-	assert.Nil(t, s.logger, "no logger: no log arguments are even built")
 }

@@ -1,4 +1,4 @@
-package resocket
+package resocket_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
@@ -17,11 +19,11 @@ func TestNewRejectsBadURL(t *testing.T) {
 	t.Parallel()
 	for _, url := range []string{"", "http://x", "https://x", "ws://", "wss://", "ftp://h", "::bad", "ws://:8080", "127.0.0.1:80"} {
 		t.Run(url, func(t *testing.T) {
-			c, err := New(url, Config{})
-			assert.ErrorIs(t, err, ErrInvalidURL)
+			c, err := resocket.New(url, resocket.Config{})
+			assert.ErrorIs(t, err, resocket.ErrInvalidURL)
 			assert.Nil(t, c)
-			c, err = Dial(context.Background(), url, Config{})
-			assert.ErrorIs(t, err, ErrInvalidURL)
+			c, err = resocket.Dial(context.Background(), url, resocket.Config{})
+			assert.ErrorIs(t, err, resocket.ErrInvalidURL)
 			assert.Nil(t, c)
 		})
 	}
@@ -29,7 +31,7 @@ func TestNewRejectsBadURL(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	t.Parallel()
-	cases := map[string]Config{
+	cases := map[string]resocket.Config{
 		"EventBuffer -1":      {EventBuffer: -1},
 		"PongTimeout -1":      {PongTimeout: -1},
 		"CloseTimeout -1":     {CloseTimeout: -1},
@@ -42,11 +44,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	for name, cfg := range cases {
 		t.Run(name, func(t *testing.T) {
-			c, err := New("ws://127.0.0.1:1", cfg)
-			assert.ErrorIs(t, err, ErrInvalidConfig)
+			c, err := resocket.New("ws://127.0.0.1:1", cfg)
+			assert.ErrorIs(t, err, resocket.ErrInvalidConfig)
 			assert.Nil(t, c)
-			c, err = Dial(context.Background(), "ws://127.0.0.1:1", cfg)
-			assert.ErrorIs(t, err, ErrInvalidConfig)
+			c, err = resocket.Dial(context.Background(), "ws://127.0.0.1:1", cfg)
+			assert.ErrorIs(t, err, resocket.ErrInvalidConfig)
 			assert.Nil(t, c)
 		})
 	}
@@ -59,27 +61,27 @@ func TestNewAcceptsDocumentedSpecialValues(t *testing.T) {
 	cfg := fastConfig()
 	cfg.SendBuffer = -1
 	cfg.PingInterval = -1
-	_, ev, _ := connect(t, srv, cfg)
+	_, _, ev, _ := connect(t, srv, cfg)
 	assert.NotZero(t, ev.ConnID)
 }
 
 func TestNewNeverBlocks(t *testing.T) {
 	t.Parallel()
 	stall := mocks.NewStallServer(t)
-	var c *Client
-	returnsWithin(t, time.Second, "New against a stalling server", func() {
+	var c *resocket.Client
+	testkit.ReturnsWithin(t, time.Second, "New against a stalling server", func() {
 		var err error
-		c, err = New(stall.URL(), Config{})
+		c, err = resocket.New(stall.URL(), resocket.Config{})
 		assert.NoError(t, err)
 	})
 	require.NotNil(t, c)
-	t.Cleanup(c.Terminate)
+	events := testkit.Read(t, c)
 	require.True(t, stall.WaitAccepted(1, waitFor), "the client never dialed")
-	assert.Equal(t, StateConnecting, c.State())
-	assertConnecting(t, nextEvent(t, c, waitFor), 1)
+	assert.Equal(t, resocket.StateConnecting, c.State())
+	assertConnecting(t, events.Next(t, waitFor), 1)
 }
 
 func TestNewRejectsBadExtraURL(t *testing.T) {
-	_, err := New("ws://127.0.0.1:1", Config{URLs: []string{"http://127.0.0.1:2"}})
-	assert.ErrorIs(t, err, ErrInvalidURL)
+	_, err := resocket.New("ws://127.0.0.1:1", resocket.Config{URLs: []string{"http://127.0.0.1:2"}})
+	assert.ErrorIs(t, err, resocket.ErrInvalidURL)
 }

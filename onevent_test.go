@@ -1,4 +1,4 @@
-package resocket
+package resocket_test
 
 import (
 	"context"
@@ -9,31 +9,33 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
 // eventLog records what OnEvent receives, from the client's goroutine.
 type eventLog struct {
 	mu     sync.Mutex
-	events []Event
+	events []resocket.Event
 	closed chan struct{}
 }
 
 func newEventLog() *eventLog { return &eventLog{closed: make(chan struct{})} }
 
-func (l *eventLog) add(ev Event) {
+func (l *eventLog) add(ev resocket.Event) {
 	l.mu.Lock()
 	l.events = append(l.events, ev)
 	l.mu.Unlock()
-	if _, ok := ev.(Closed); ok {
+	if _, ok := ev.(resocket.Closed); ok {
 		close(l.closed)
 	}
 }
 
-func (l *eventLog) snapshot() []Event {
+func (l *eventLog) snapshot() []resocket.Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]Event(nil), l.events...)
+	return append([]resocket.Event(nil), l.events...)
 }
 
 func TestOnEventReceivesEverythingInOrder(t *testing.T) {
@@ -41,14 +43,14 @@ func TestOnEventReceivesEverythingInOrder(t *testing.T) {
 	log := newEventLog()
 	ref := newClientRef()
 	cfg := fastConfig()
-	cfg.OnEvent = func(ev Event) {
+	cfg.OnEvent = func(ev resocket.Event) {
 		log.add(ev)
-		if m, ok := ev.(Message); ok && string(m.Data) == "ping" {
+		if m, ok := ev.(resocket.Message); ok && string(m.Data) == "ping" {
 			// Callbacks may call Close on their own client.
-			require.NoError(t, ref.get().Close(StatusNormalClosure, "done"))
+			require.NoError(t, ref.get().Close(resocket.StatusNormalClosure, "done"))
 		}
 	}
-	c := newClient(t, srv.URL(), cfg)
+	c, _ := newClient(t, srv.URL(), cfg)
 	ref.set(c)
 	require.NoError(t, c.WaitConnected(context.Background()))
 	require.NoError(t, c.SendText(context.Background(), "ping"))
@@ -56,10 +58,10 @@ func TestOnEventReceivesEverythingInOrder(t *testing.T) {
 	select {
 	case <-log.closed:
 	case <-time.After(waitFor):
-		t.Fatalf("no Closed; got %s", fmtEvents(log.snapshot()))
+		t.Fatalf("no Closed; got %s", testkit.DescribeAll(log.snapshot()))
 	}
 	<-c.Done()
-	assert.Equal(t, []string{"Connecting", "Connected", "Message", "Disconnected", "Closed"}, typeNames(log.snapshot()))
+	assert.Equal(t, []string{"Connecting", "Connected", "Message", "Disconnected", "Closed"}, testkit.Types(log.snapshot()))
 	_, open := <-c.Events()
 	assert.False(t, open, "the Events channel carries nothing and closes at the end")
 	assert.NoError(t, c.Err())
@@ -72,11 +74,11 @@ func TestOnEventEchoFromTheCallback(t *testing.T) {
 	ref := newClientRef()
 	n := 0
 	cfg := fastConfig()
-	cfg.OnEvent = func(ev Event) {
+	cfg.OnEvent = func(ev resocket.Event) {
 		switch ev.(type) {
-		case Connected:
+		case resocket.Connected:
 			require.NoError(t, ref.get().SendText(context.Background(), "x"))
-		case Message:
+		case resocket.Message:
 			n++ // only the client's goroutine runs callbacks
 			if n == rounds {
 				got <- n
@@ -85,7 +87,7 @@ func TestOnEventEchoFromTheCallback(t *testing.T) {
 			require.NoError(t, ref.get().SendText(context.Background(), "x"))
 		}
 	}
-	c := newClient(t, srv.URL(), cfg)
+	c, _ := newClient(t, srv.URL(), cfg)
 	ref.set(c)
 	select {
 	case k := <-got:
@@ -99,16 +101,16 @@ func TestOnEventSlowCallbackIsNotADeadLink(t *testing.T) {
 	srv := mocks.NewServer(t)
 	var (
 		mu    sync.Mutex
-		disc  []Disconnected
+		disc  []resocket.Disconnected
 		count int
 	)
 	done := make(chan struct{})
 	cfg := fastConfig()
 	cfg.PingInterval = 50 * time.Millisecond
 	cfg.PongTimeout = 100 * time.Millisecond
-	cfg.OnEvent = func(ev Event) {
+	cfg.OnEvent = func(ev resocket.Event) {
 		switch ev := ev.(type) {
-		case Message:
+		case resocket.Message:
 			if count == 0 {
 				// Slower than a whole ping cycle: the thing under test.
 				<-time.After(400 * time.Millisecond)
@@ -117,7 +119,7 @@ func TestOnEventSlowCallbackIsNotADeadLink(t *testing.T) {
 			if count == 20 {
 				close(done)
 			}
-		case Disconnected:
+		case resocket.Disconnected:
 			mu.Lock()
 			disc = append(disc, ev)
 			mu.Unlock()

@@ -1,4 +1,4 @@
-package resocket
+package resocket_test
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
@@ -25,10 +27,10 @@ import (
 type serverEnd struct {
 	name    string
 	end     func(*mocks.Conn)
-	code    StatusCode
+	code    resocket.StatusCode
 	reason  string // checked when not empty
 	wantErr bool   // Disconnect.Err is set (no valid close frame came)
-	action  Action
+	action  resocket.Action
 }
 
 func closeWith(code int, reason string) func(*mocks.Conn) {
@@ -39,54 +41,54 @@ func TestServerCloseDecisions(t *testing.T) {
 	t.Parallel()
 	cases := []serverEnd{
 		// Stop.
-		{name: "1000 normal", end: closeWith(1000, "bye"), code: 1000, reason: "bye", action: Stop},
+		{name: "1000 normal", end: closeWith(1000, "bye"), code: 1000, reason: "bye", action: resocket.Stop},
 		// Reconnect.
-		{name: "1001 going away", end: closeWith(1001, "away"), code: 1001, reason: "away", action: Reconnect},
-		{name: "1005 no status", end: func(c *mocks.Conn) { _ = c.CloseNoStatus() }, code: StatusNoStatusRcvd, action: Reconnect},
-		{name: "1011 internal error", end: closeWith(1011, ""), code: 1011, action: Reconnect},
-		{name: "1012 service restart", end: closeWith(1012, "restarting"), code: 1012, reason: "restarting", action: Reconnect},
-		{name: "1014 bad gateway", end: closeWith(1014, ""), code: 1014, action: Reconnect},
-		{name: "3001 registered", end: closeWith(3001, ""), code: 3001, action: Reconnect},
-		{name: "3008 timeout", end: closeWith(3008, ""), code: 3008, action: Reconnect},
-		{name: "4000 private", end: closeWith(4000, "app"), code: 4000, reason: "app", action: Reconnect},
-		{name: "4999 private", end: closeWith(4999, ""), code: 4999, action: Reconnect},
-		{name: "FIN without close frame", end: (*mocks.Conn).Drop, code: StatusAbnormalClosure, wantErr: true, action: Reconnect},
-		{name: "TCP reset", end: (*mocks.Conn).Reset, code: StatusAbnormalClosure, wantErr: true, action: Reconnect},
+		{name: "1001 going away", end: closeWith(1001, "away"), code: 1001, reason: "away", action: resocket.Reconnect},
+		{name: "1005 no status", end: func(c *mocks.Conn) { _ = c.CloseNoStatus() }, code: resocket.StatusNoStatusRcvd, action: resocket.Reconnect},
+		{name: "1011 internal error", end: closeWith(1011, ""), code: 1011, action: resocket.Reconnect},
+		{name: "1012 service restart", end: closeWith(1012, "restarting"), code: 1012, reason: "restarting", action: resocket.Reconnect},
+		{name: "1014 bad gateway", end: closeWith(1014, ""), code: 1014, action: resocket.Reconnect},
+		{name: "3001 registered", end: closeWith(3001, ""), code: 3001, action: resocket.Reconnect},
+		{name: "3008 timeout", end: closeWith(3008, ""), code: 3008, action: resocket.Reconnect},
+		{name: "4000 private", end: closeWith(4000, "app"), code: 4000, reason: "app", action: resocket.Reconnect},
+		{name: "4999 private", end: closeWith(4999, ""), code: 4999, action: resocket.Reconnect},
+		{name: "FIN without close frame", end: (*mocks.Conn).Drop, code: resocket.StatusAbnormalClosure, wantErr: true, action: resocket.Reconnect},
+		{name: "TCP reset", end: (*mocks.Conn).Reset, code: resocket.StatusAbnormalClosure, wantErr: true, action: resocket.Reconnect},
 		// Give up.
-		{name: "1002 protocol error sent by server", end: closeWith(1002, ""), code: 1002, action: GiveUp},
-		{name: "1003 unsupported data", end: closeWith(1003, ""), code: 1003, action: GiveUp},
-		{name: "1007 invalid payload", end: closeWith(1007, ""), code: 1007, action: GiveUp},
-		{name: "1008 policy violation", end: closeWith(1008, "banned"), code: 1008, reason: "banned", action: GiveUp},
-		{name: "1009 too big", end: closeWith(1009, ""), code: 1009, action: GiveUp},
-		{name: "1010 mandatory extension", end: closeWith(1010, ""), code: 1010, action: GiveUp},
-		{name: "3000 unauthorized", end: closeWith(3000, ""), code: 3000, action: GiveUp},
-		{name: "3003 forbidden", end: closeWith(3003, ""), code: 3003, action: GiveUp},
+		{name: "1002 protocol error sent by server", end: closeWith(1002, ""), code: 1002, action: resocket.GiveUp},
+		{name: "1003 unsupported data", end: closeWith(1003, ""), code: 1003, action: resocket.GiveUp},
+		{name: "1007 invalid payload", end: closeWith(1007, ""), code: 1007, action: resocket.GiveUp},
+		{name: "1008 policy violation", end: closeWith(1008, "banned"), code: 1008, reason: "banned", action: resocket.GiveUp},
+		{name: "1009 too big", end: closeWith(1009, ""), code: 1009, action: resocket.GiveUp},
+		{name: "1010 mandatory extension", end: closeWith(1010, ""), code: 1010, action: resocket.GiveUp},
+		{name: "3000 unauthorized", end: closeWith(3000, ""), code: 3000, action: resocket.GiveUp},
+		{name: "3003 forbidden", end: closeWith(3003, ""), code: 3003, action: resocket.GiveUp},
 	}
 	// Close frames RFC 6455 forbids: the client found a protocol error
 	// (1002 with Err set), which is worth a reconnect.
 	for _, code := range []int{0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535} {
 		cases = append(cases, serverEnd{name: "invalid code " + strconv.Itoa(code), end: closeWith(code, ""),
-			code: StatusProtocolError, wantErr: true, action: Reconnect})
+			code: resocket.StatusProtocolError, wantErr: true, action: resocket.Reconnect})
 	}
 	cases = append(cases,
 		// gorilla reads any close payload shorter than two bytes as "no
 		// status", so a 1-byte payload is reported as 1005; the decision
 		// is the same reconnect a protocol error gets.
 		serverEnd{name: "1-byte payload", end: func(c *mocks.Conn) { _ = c.CloseWithPayload([]byte{0x03}) },
-			code: StatusNoStatusRcvd, action: Reconnect},
+			code: resocket.StatusNoStatusRcvd, action: resocket.Reconnect},
 		serverEnd{name: "reason not UTF-8", end: closeWith(1000, "\xff\xfe"),
-			code: StatusProtocolError, wantErr: true, action: Reconnect},
+			code: resocket.StatusProtocolError, wantErr: true, action: resocket.Reconnect},
 		serverEnd{name: "126-byte payload", end: closeWith(1000, strings.Repeat("r", 124)),
-			code: StatusProtocolError, wantErr: true, action: Reconnect},
+			code: resocket.StatusProtocolError, wantErr: true, action: resocket.Reconnect},
 	)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := mocks.NewServer(t)
-			c, first, sconn := connect(t, srv, fastConfig())
+			c, events, first, sconn := connect(t, srv, fastConfig())
 			tc.end(sconn)
 
-			disc := waitEvent[Disconnected](t, c, waitFor)
+			disc := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
 			d := disc.Disconnect
 			assert.Equal(t, first.ConnID, disc.ConnID)
 			assert.Equal(t, tc.code, d.Code, "code")
@@ -98,34 +100,34 @@ func TestServerCloseDecisions(t *testing.T) {
 			} else {
 				assert.NoError(t, d.Err)
 			}
-			assert.Equal(t, tc.action, disc.Decision.Action, "decision for %s", fmtDisconnect(d, disc.Decision))
+			assert.Equal(t, tc.action, disc.Decision.Action, "decision for %s", testkit.Describe(disc))
 			assert.Equal(t, 1, d.Attempt)
 			assert.Positive(t, d.Uptime)
 
 			switch tc.action {
-			case Reconnect:
-				again := waitEvent[Connected](t, c, waitFor)
+			case resocket.Reconnect:
+				again := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 				assert.NotEqual(t, first.ConnID, again.ConnID, "a reconnect opens a fresh connection")
 				sconn2 := srv.NextConn(t, waitFor)
 				assert.NotEqual(t, sconn.ID(), sconn2.ID())
-			case Stop:
-				_, closed := drain(t, c, waitFor)
+			case resocket.Stop:
+				_, closed := events.Drain(t, waitFor)
 				assert.NoError(t, closed.Err)
 				assert.NoError(t, c.Err())
-				assert.Equal(t, StateClosed, c.State())
+				assert.Equal(t, resocket.StateClosed, c.State())
 				assert.Len(t, srv.Requests(), 1, "no reconnect after Stop")
-			case GiveUp:
-				_, closed := drain(t, c, waitFor)
-				require.ErrorIs(t, closed.Err, ErrGaveUp)
-				assert.Equal(t, tc.code, CloseStatus(closed.Err), "CloseStatus of %v", closed.Err)
-				var ce CloseError
+			case resocket.GiveUp:
+				_, closed := events.Drain(t, waitFor)
+				require.ErrorIs(t, closed.Err, resocket.ErrGaveUp)
+				assert.Equal(t, tc.code, resocket.CloseStatus(closed.Err), "CloseStatus of %v", closed.Err)
+				var ce resocket.CloseError
 				if assert.ErrorAs(t, closed.Err, &ce) && tc.reason != "" {
 					assert.Equal(t, tc.reason, ce.Reason)
 				}
-				waitClosed(t, c.Done(), waitFor, "Done")
-				assert.ErrorIs(t, c.Err(), ErrGaveUp)
-				assert.Equal(t, tc.code, CloseStatus(c.Err()))
-				assert.Equal(t, StateClosed, c.State())
+				testkit.WaitClosed(t, c.Done(), waitFor, "Done")
+				assert.ErrorIs(t, c.Err(), resocket.ErrGaveUp)
+				assert.Equal(t, tc.code, resocket.CloseStatus(c.Err()))
+				assert.Equal(t, resocket.StateClosed, c.State())
 				assert.Len(t, srv.Requests(), 1, "no reconnect after GiveUp")
 			}
 		})
@@ -136,16 +138,16 @@ func TestServerCloseDecisions(t *testing.T) {
 func TestTryAgainLaterWaitsFiveSeconds(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	c, _, sconn := connect(t, srv, fastConfig())
-	_ = sconn.CloseWith(int(StatusTryAgainLater), "busy")
-	disc := waitEvent[Disconnected](t, c, waitFor)
-	assert.Equal(t, StatusTryAgainLater, disc.Disconnect.Code)
-	assert.Equal(t, Reconnect, disc.Decision.Action)
+	c, events, _, sconn := connect(t, srv, fastConfig())
+	_ = sconn.CloseWith(int(resocket.StatusTryAgainLater), "busy")
+	disc := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
+	assert.Equal(t, resocket.StatusTryAgainLater, disc.Disconnect.Code)
+	assert.Equal(t, resocket.Reconnect, disc.Decision.Action)
 	assert.GreaterOrEqual(t, disc.Decision.MinDelay, 5*time.Second)
-	rec := waitEvent[Reconnecting](t, c, waitFor)
+	rec := testkit.WaitEvent[resocket.Reconnecting](t, events, waitFor)
 	assert.GreaterOrEqual(t, rec.Delay, 5*time.Second)
 	assert.Equal(t, 2, rec.Attempt)
-	returnsWithin(t, time.Second, "Terminate during the wait", c.Terminate)
+	testkit.ReturnsWithin(t, time.Second, "Terminate during the wait", c.Terminate)
 	assert.Len(t, srv.Requests(), 1)
 }
 
@@ -158,23 +160,23 @@ func TestHandshakeRefusalGivesUp(t *testing.T) {
 			t.Parallel()
 			srv := mocks.NewServer(t)
 			srv.Refuse(status, "", -1)
-			c := newClient(t, srv.URL(), fastConfig())
-			evs, closed := drain(t, c, waitFor)
-			require.Equal(t, []string{"Connecting", "DialFailed", "Closed"}, typeNames(evs), fmtEvents(evs))
-			df := evs[1].(DialFailed)
+			c, events := newClient(t, srv.URL(), fastConfig())
+			evs, closed := events.Drain(t, waitFor)
+			require.Equal(t, []string{"Connecting", "DialFailed", "Closed"}, testkit.Types(evs), testkit.DescribeAll(evs))
+			df := evs[1].(resocket.DialFailed)
 			assert.Equal(t, status, df.Disconnect.HTTPStatus)
 			assert.Equal(t, 1, df.Disconnect.Attempt)
 			assert.Zero(t, df.Disconnect.Uptime)
-			assert.Equal(t, GiveUp, df.Decision.Action)
+			assert.Equal(t, resocket.GiveUp, df.Decision.Action)
 
 			for _, err := range []error{closed.Err, c.Err()} {
-				require.ErrorIs(t, err, ErrGaveUp)
-				var he *HandshakeError
+				require.ErrorIs(t, err, resocket.ErrGaveUp)
+				var he *resocket.HandshakeError
 				require.ErrorAs(t, err, &he)
 				assert.Equal(t, status, he.Status)
 				assert.ErrorIs(t, err, websocket.ErrBadHandshake)
 			}
-			assert.Equal(t, StateClosed, c.State())
+			assert.Equal(t, resocket.StateClosed, c.State())
 			assert.Len(t, srv.Requests(), 1)
 		})
 	}
@@ -187,19 +189,19 @@ func TestHandshakeRefusalRetryAfter(t *testing.T) {
 			t.Parallel()
 			srv := mocks.NewServer(t)
 			srv.Refuse(status, "1", 1)
-			c := newClient(t, srv.URL(), fastConfig())
-			df := waitEvent[DialFailed](t, c, waitFor)
+			_, events := newClient(t, srv.URL(), fastConfig())
+			df := testkit.WaitEvent[resocket.DialFailed](t, events, waitFor)
 			assert.Equal(t, status, df.Disconnect.HTTPStatus)
 			assert.Equal(t, time.Second, df.Disconnect.RetryAfter)
-			var he *HandshakeError
+			var he *resocket.HandshakeError
 			if assert.ErrorAs(t, df.Disconnect.Err, &he) {
 				assert.Equal(t, time.Second, he.RetryAfter)
 			}
-			assert.Equal(t, Decision{Action: Reconnect, MinDelay: time.Second}, df.Decision)
-			rec := waitEvent[Reconnecting](t, c, waitFor)
+			assert.Equal(t, resocket.Decision{Action: resocket.Reconnect, MinDelay: time.Second}, df.Decision)
+			rec := testkit.WaitEvent[resocket.Reconnecting](t, events, waitFor)
 			assert.GreaterOrEqual(t, rec.Delay, time.Second)
 			waiting := time.Now()
-			conn := waitEvent[Connected](t, c, waitFor)
+			conn := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 			assert.GreaterOrEqual(t, time.Since(waiting), 900*time.Millisecond, "came back before Retry-After")
 			assert.Equal(t, 2, conn.Attempt)
 		})
@@ -213,32 +215,35 @@ func TestHandshakeRefusalReconnects(t *testing.T) {
 			t.Parallel()
 			srv := mocks.NewServer(t)
 			srv.Refuse(status, "", 2)
-			c := newClient(t, srv.URL(), fastConfig())
-			evs := collect(t, c, func(ev Event) bool { _, ok := ev.(Connected); return ok }, waitFor)
-			dfs := onlyOf[DialFailed](evs)
-			require.Len(t, dfs, 2, fmtEvents(evs))
+			_, events := newClient(t, srv.URL(), fastConfig())
+			evs := events.Collect(t, waitFor, testkit.Is[resocket.Connected])
+			dfs := testkit.Only[resocket.DialFailed](evs)
+			require.Len(t, dfs, 2, testkit.DescribeAll(evs))
 			for i, df := range dfs {
 				assert.Equal(t, status, df.Disconnect.HTTPStatus)
 				assert.Equal(t, i+1, df.Disconnect.Attempt)
-				assert.Equal(t, Reconnect, df.Decision.Action)
+				assert.Equal(t, resocket.Reconnect, df.Decision.Action)
 			}
-			assert.Equal(t, 3, evs[len(evs)-1].(Connected).Attempt)
-			assert.Len(t, onlyOf[Reconnecting](evs), 2)
+			assert.Equal(t, 3, evs[len(evs)-1].(resocket.Connected).Attempt)
+			assert.Len(t, testkit.Only[resocket.Reconnecting](evs), 2)
 		})
 	}
 }
 
 func TestConnectionRefusedReconnects(t *testing.T) {
 	t.Parallel()
-	c := newClient(t, "ws://"+closedPort(t), fastConfig())
-	evs := collect(t, c, func(ev Event) bool { r, ok := ev.(Reconnecting); return ok && r.Attempt == 3 }, waitFor)
-	dfs := onlyOf[DialFailed](evs)
-	require.Len(t, dfs, 2, fmtEvents(evs))
+	_, events := newClient(t, "ws://"+testkit.ClosedPort(t), fastConfig())
+	evs := events.Collect(t, waitFor, func(ev resocket.Event) bool {
+		r, ok := ev.(resocket.Reconnecting)
+		return ok && r.Attempt == 3
+	})
+	dfs := testkit.Only[resocket.DialFailed](evs)
+	require.Len(t, dfs, 2, testkit.DescribeAll(evs))
 	for _, df := range dfs {
-		assert.Equal(t, StatusAbnormalClosure, df.Disconnect.Code)
+		assert.Equal(t, resocket.StatusAbnormalClosure, df.Disconnect.Code)
 		assert.Error(t, df.Disconnect.Err)
 		assert.Zero(t, df.Disconnect.HTTPStatus)
-		assert.Equal(t, Reconnect, df.Decision.Action)
+		assert.Equal(t, resocket.Reconnect, df.Decision.Action)
 	}
 	assert.Equal(t, []int{1, 2}, []int{dfs[0].Disconnect.Attempt, dfs[1].Disconnect.Attempt})
 }
@@ -250,11 +255,11 @@ func TestStalledHandshakeTimesOutAndRetries(t *testing.T) {
 	stall := mocks.NewStallServer(t)
 	cfg := fastConfig()
 	cfg.Dialer = &websocket.Dialer{HandshakeTimeout: 200 * time.Millisecond}
-	c := newClient(t, stall.URL(), cfg)
-	df := waitEvent[DialFailed](t, c, waitFor)
-	assert.Equal(t, StatusAbnormalClosure, df.Disconnect.Code)
+	_, events := newClient(t, stall.URL(), cfg)
+	df := testkit.WaitEvent[resocket.DialFailed](t, events, waitFor)
+	assert.Equal(t, resocket.StatusAbnormalClosure, df.Disconnect.Code)
 	assert.Error(t, df.Disconnect.Err)
-	assert.Equal(t, Reconnect, df.Decision.Action)
+	assert.Equal(t, resocket.Reconnect, df.Decision.Action)
 	require.True(t, stall.WaitAccepted(2, waitFor), "no second attempt")
 }
 
@@ -275,16 +280,16 @@ func TestWaitIsMinDelayPlusBackoff(t *testing.T) {
 	cfg.Backoff = func() backoff.BackOff { return b }
 	minDelays := []time.Duration{100 * time.Millisecond, 0}
 	var calls atomic.Int32
-	cfg.Policy = func(Disconnect) Decision {
-		return Decision{Action: Reconnect, MinDelay: minDelays[min(int(calls.Add(1))-1, 1)]}
+	cfg.Policy = func(resocket.Disconnect) resocket.Decision {
+		return resocket.Decision{Action: resocket.Reconnect, MinDelay: minDelays[min(int(calls.Add(1))-1, 1)]}
 	}
-	c := newClient(t, srv.URL(), cfg)
-	evs, closed := drain(t, c, waitFor)
-	recs := onlyOf[Reconnecting](evs)
-	require.Len(t, recs, 2, fmtEvents(evs))
+	_, events := newClient(t, srv.URL(), cfg)
+	evs, closed := events.Drain(t, waitFor)
+	recs := testkit.Only[resocket.Reconnecting](evs)
+	require.Len(t, recs, 2, testkit.DescribeAll(evs))
 	assert.Equal(t, 110*time.Millisecond, recs[0].Delay, "MinDelay, then the backoff's delay on top")
 	assert.Equal(t, 150*time.Millisecond, recs[1].Delay, "without MinDelay, the backoff's delay")
-	assert.ErrorIs(t, closed.Err, ErrGaveUp)
+	assert.ErrorIs(t, closed.Err, resocket.ErrGaveUp)
 	b.AssertNumberOfCalls(t, "NextBackOff", 3)
 }
 
@@ -302,39 +307,39 @@ func TestBackoffStopGivesUpWithLastCause(t *testing.T) {
 		srv.Refuse(http.StatusServiceUnavailable, "", -1)
 		cfg := fastConfig()
 		cfg.Backoff = stopNow()
-		c := newClient(t, srv.URL(), cfg)
-		evs, closed := drain(t, c, waitFor)
-		assert.Empty(t, onlyOf[Reconnecting](evs), "no wait once the backoff stopped")
-		dfs := onlyOf[DialFailed](evs)
-		require.Len(t, dfs, 1, fmtEvents(evs))
-		assert.Equal(t, GiveUp, dfs[0].Decision.Action, "the decision says what comes next")
-		require.ErrorIs(t, closed.Err, ErrGaveUp)
-		var he *HandshakeError
+		c, events := newClient(t, srv.URL(), cfg)
+		evs, closed := events.Drain(t, waitFor)
+		assert.Empty(t, testkit.Only[resocket.Reconnecting](evs), "no wait once the backoff stopped")
+		dfs := testkit.Only[resocket.DialFailed](evs)
+		require.Len(t, dfs, 1, testkit.DescribeAll(evs))
+		assert.Equal(t, resocket.GiveUp, dfs[0].Decision.Action, "the decision says what comes next")
+		require.ErrorIs(t, closed.Err, resocket.ErrGaveUp)
+		var he *resocket.HandshakeError
 		require.ErrorAs(t, closed.Err, &he)
 		assert.Equal(t, http.StatusServiceUnavailable, he.Status)
-		assert.ErrorIs(t, c.Err(), ErrGaveUp)
+		assert.ErrorIs(t, c.Err(), resocket.ErrGaveUp)
 	})
 	t.Run("server close frame", func(t *testing.T) {
 		t.Parallel()
 		srv := mocks.NewServer(t)
 		cfg := fastConfig()
 		cfg.Backoff = stopNow()
-		c, _, sconn := connect(t, srv, cfg)
-		_ = sconn.CloseWith(int(StatusServiceRestart), "restart")
-		_, closed := drain(t, c, waitFor)
-		require.ErrorIs(t, closed.Err, ErrGaveUp)
-		assert.Equal(t, StatusServiceRestart, CloseStatus(closed.Err))
+		_, events, _, sconn := connect(t, srv, cfg)
+		_ = sconn.CloseWith(int(resocket.StatusServiceRestart), "restart")
+		_, closed := events.Drain(t, waitFor)
+		require.ErrorIs(t, closed.Err, resocket.ErrGaveUp)
+		assert.Equal(t, resocket.StatusServiceRestart, resocket.CloseStatus(closed.Err))
 	})
 	t.Run("dropped connection", func(t *testing.T) {
 		t.Parallel()
 		srv := mocks.NewServer(t)
 		cfg := fastConfig()
 		cfg.Backoff = stopNow()
-		c, _, sconn := connect(t, srv, cfg)
+		_, events, _, sconn := connect(t, srv, cfg)
 		sconn.Drop()
-		disc := waitEvent[Disconnected](t, c, waitFor)
-		_, closed := drain(t, c, waitFor)
-		require.ErrorIs(t, closed.Err, ErrGaveUp)
+		disc := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
+		_, closed := events.Drain(t, waitFor)
+		require.ErrorIs(t, closed.Err, resocket.ErrGaveUp)
 		assert.ErrorIs(t, closed.Err, disc.Disconnect.Err, "the cause is the drop's error")
 	})
 }
@@ -345,16 +350,16 @@ func TestMaxRetriesMakesExactlyThreeAttempts(t *testing.T) {
 	srv.Refuse(http.StatusServiceUnavailable, "", -1)
 	cfg := fastConfig()
 	cfg.Backoff = func() backoff.BackOff { return backoff.WithMaxRetries(&backoff.ZeroBackOff{}, 2) }
-	c := newClient(t, srv.URL(), cfg)
-	evs, closed := drain(t, c, waitFor)
+	_, events := newClient(t, srv.URL(), cfg)
+	evs, closed := events.Drain(t, waitFor)
 	assert.Equal(t, []string{
 		"Connecting", "DialFailed", "Reconnecting",
 		"Connecting", "DialFailed", "Reconnecting",
 		"Connecting", "DialFailed", "Closed",
-	}, typeNames(evs), fmtEvents(evs))
+	}, testkit.Types(evs), testkit.DescribeAll(evs))
 	assert.Len(t, srv.Requests(), 3)
-	require.ErrorIs(t, closed.Err, ErrGaveUp)
-	var he *HandshakeError
+	require.ErrorIs(t, closed.Err, resocket.ErrGaveUp)
+	var he *resocket.HandshakeError
 	require.ErrorAs(t, closed.Err, &he)
 	assert.Equal(t, http.StatusServiceUnavailable, he.Status)
 }
@@ -369,13 +374,13 @@ func TestShortConnectionsDoNotResetBackoff(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Backoff = func() backoff.BackOff { return b }
 	cfg.StableAfter = time.Hour
-	c := newClient(t, srv.URL(), cfg)
+	_, events := newClient(t, srv.URL(), cfg)
 	var attempts []int
 	for range 3 {
 		srv.NextConn(t, waitFor).Drop()
-		ev := waitEvent[Connected](t, c, waitFor)
+		ev := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 		attempts = append(attempts, ev.Attempt)
-		disc := waitEvent[Disconnected](t, c, waitFor)
+		disc := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
 		assert.Equal(t, ev.ConnID, disc.ConnID)
 		assert.Equal(t, ev.Attempt, disc.Disconnect.Attempt)
 	}
@@ -395,25 +400,25 @@ func TestStableConnectionResetsBackoff(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Backoff = func() backoff.BackOff { return b }
 	cfg.StableAfter = 50 * time.Millisecond
-	c := newClient(t, srv.URL(), cfg)
+	_, events := newClient(t, srv.URL(), cfg)
 
 	// An unstable first connection: attempt 2 follows.
 	srv.NextConn(t, waitFor).Drop()
-	d1 := waitEvent[Disconnected](t, c, waitFor)
+	d1 := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
 	require.Less(t, d1.Disconnect.Uptime, cfg.StableAfter, "the first connection was meant to be short")
 	sconn := srv.NextConn(t, waitFor)
-	ev := waitEvent[Connected](t, c, waitFor)
+	ev := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	assert.Equal(t, 2, ev.Attempt)
 	b.AssertNotCalled(t, "Reset")
 
 	// Staying up past StableAfter is the behaviour under test: wait it out.
 	<-time.After(2 * cfg.StableAfter)
 	sconn.Drop()
-	d2 := waitEvent[Disconnected](t, c, waitFor)
+	d2 := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
 	assert.GreaterOrEqual(t, d2.Disconnect.Uptime, cfg.StableAfter)
 	assert.Equal(t, 1, d2.Disconnect.Attempt, "a stable connection starts a fresh count")
 	b.AssertNumberOfCalls(t, "Reset", 1)
-	next := waitEvent[Connecting](t, c, waitFor)
+	next := testkit.WaitEvent[resocket.Connecting](t, events, waitFor)
 	assert.Equal(t, 1, next.Attempt)
 }
 
@@ -421,7 +426,7 @@ func TestDefaultBackoffJitter(t *testing.T) {
 	t.Parallel()
 	firsts := make(map[time.Duration]bool)
 	for range 50 {
-		b := DefaultBackoff()
+		b := resocket.DefaultBackoff()
 		d := b.NextBackOff()
 		assert.GreaterOrEqual(t, d, 100*time.Millisecond, "no client dials while the server is still closing")
 		assert.LessOrEqual(t, d, time.Second, "the first reconnect comes within 1 s")
@@ -436,13 +441,13 @@ func TestDefaultBackoffJitter(t *testing.T) {
 	assert.Greater(t, len(firsts), 1, "fresh backoffs all start with the same delay: no jitter")
 
 	// Reset starts the count again, and backoff.Stop passes through.
-	b := DefaultBackoff()
+	b := resocket.DefaultBackoff()
 	for range 10 {
 		b.NextBackOff()
 	}
 	b.Reset()
 	assert.LessOrEqual(t, b.NextBackOff(), time.Second, "after Reset the first window again")
-	limited := backoff.WithMaxRetries(DefaultBackoff(), 1)
+	limited := backoff.WithMaxRetries(resocket.DefaultBackoff(), 1)
 	limited.NextBackOff()
 	assert.Equal(t, backoff.Stop, limited.NextBackOff())
 }
@@ -452,18 +457,18 @@ func TestDefaultBackoffJitter(t *testing.T) {
 func TestEveryReopenIsAFreshConnection(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	c := newClient(t, srv.URL(), fastConfig())
+	_, events := newClient(t, srv.URL(), fastConfig())
 	ids := map[uint64]bool{}
 	serverIDs := map[int]bool{}
 	for i := range 4 {
 		sconn := srv.NextConn(t, waitFor)
 		assert.False(t, serverIDs[sconn.ID()])
 		serverIDs[sconn.ID()] = true
-		ev := waitEvent[Connected](t, c, waitFor)
+		ev := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 		assert.False(t, ids[ev.ConnID], "ConnID %d reused", ev.ConnID)
 		ids[ev.ConnID] = true
 		require.NoError(t, sconn.SendText("on "+strconv.Itoa(i)))
-		msg := waitEvent[Message](t, c, waitFor)
+		msg := testkit.WaitEvent[resocket.Message](t, events, waitFor)
 		assert.Equal(t, ev.ConnID, msg.ConnID, "a message carries its connection's ID")
 		assert.Equal(t, "on "+strconv.Itoa(i), string(msg.Data))
 		sconn.Drop()
@@ -483,11 +488,11 @@ func TestHeaderFuncBeforeEveryAttempt(t *testing.T) {
 		n := strconv.Itoa(int(calls.Add(1)))
 		return http.Header{"X-Token": {"t" + n}, "X-Call": {n}}, nil
 	}
-	c := newClient(t, srv.URL(), cfg)
+	_, events := newClient(t, srv.URL(), cfg)
 	srv.NextConn(t, waitFor).Drop() // attempt 2; attempt 1 was refused
 	srv.NextConn(t, waitFor)        // attempt 3
-	waitEvent[Connected](t, c, waitFor)
-	waitEvent[Connected](t, c, waitFor)
+	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
+	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 
 	assert.Equal(t, int32(3), calls.Load(), "once per attempt")
 	reqs := srv.Requests()
@@ -507,14 +512,14 @@ func TestOnConnectRunsBeforeBufferedMessages(t *testing.T) {
 	srv.StallHandshakes(true)
 	ids := make(chan uint64, 8)
 	cfg := fastConfig()
-	cfg.OnConnect = func(ctx context.Context, conn *Conn) error {
+	cfg.OnConnect = func(ctx context.Context, conn *resocket.Conn) error {
 		ids <- conn.ID()
-		if err := conn.Send(ctx, 99, nil); !errors.Is(err, ErrInvalidMessageType) {
+		if err := conn.Send(ctx, 99, nil); !errors.Is(err, resocket.ErrInvalidMessageType) {
 			return errors.New("Conn.Send accepted message type 99")
 		}
-		return conn.Send(ctx, MessageText, []byte("hello"))
+		return conn.Send(ctx, resocket.MessageText, []byte("hello"))
 	}
-	c := newClient(t, srv.URL(), cfg)
+	c, events := newClient(t, srv.URL(), cfg)
 	require.True(t, srv.WaitRequests(1, waitFor))
 	ctx := context.Background()
 	for _, m := range []string{"a", "b", "c"} {
@@ -522,7 +527,7 @@ func TestOnConnectRunsBeforeBufferedMessages(t *testing.T) {
 	}
 	srv.StallHandshakes(false)
 	sconn := srv.NextConn(t, waitFor)
-	ev := waitEvent[Connected](t, c, waitFor)
+	ev := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	require.NoError(t, c.SendText(ctx, "d"))
 	var got []string
 	for range 5 {
@@ -534,7 +539,7 @@ func TestOnConnectRunsBeforeBufferedMessages(t *testing.T) {
 	// Again on the next connection, first of all.
 	sconn.Drop()
 	sconn2 := srv.NextConn(t, waitFor)
-	ev2 := waitEvent[Connected](t, c, waitFor)
+	ev2 := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	assert.Equal(t, "hello", receiveText(t, sconn2))
 	assert.Equal(t, ev2.ConnID, <-ids)
 }
@@ -545,23 +550,23 @@ func TestOnConnectFailureIsAFailedAttempt(t *testing.T) {
 	boom := errors.New("subscription refused")
 	var calls atomic.Int32
 	cfg := fastConfig()
-	cfg.OnConnect = func(ctx context.Context, conn *Conn) error {
+	cfg.OnConnect = func(ctx context.Context, conn *resocket.Conn) error {
 		if calls.Add(1) == 1 {
 			return boom
 		}
 		return nil
 	}
-	c := newClient(t, srv.URL(), cfg)
-	evs := collect(t, c, func(ev Event) bool { _, ok := ev.(Connected); return ok }, waitFor)
-	require.Equal(t, []string{"Connecting", "DialFailed", "Reconnecting", "Connecting", "Connected"}, typeNames(evs), fmtEvents(evs))
-	df := evs[1].(DialFailed)
+	_, events := newClient(t, srv.URL(), cfg)
+	evs := events.Collect(t, waitFor, testkit.Is[resocket.Connected])
+	require.Equal(t, []string{"Connecting", "DialFailed", "Reconnecting", "Connecting", "Connected"}, testkit.Types(evs), testkit.DescribeAll(evs))
+	df := evs[1].(resocket.DialFailed)
 	assert.ErrorIs(t, df.Disconnect.Err, boom)
-	assert.Equal(t, Reconnect, df.Decision.Action)
+	assert.Equal(t, resocket.Reconnect, df.Decision.Action)
 	assert.Equal(t, 1, df.Disconnect.Attempt)
-	assert.Equal(t, 2, evs[4].(Connected).Attempt)
+	assert.Equal(t, 2, evs[4].(resocket.Connected).Attempt)
 	assert.Equal(t, int32(2), calls.Load())
 	first := srv.NextConn(t, waitFor)
-	waitClosed(t, first.Done(), waitFor, "the connection whose OnConnect failed")
+	testkit.WaitClosed(t, first.Done(), waitFor, "the connection whose OnConnect failed")
 }
 
 func TestHeaderFuncErrorIsAFailedAttempt(t *testing.T) {
@@ -576,12 +581,12 @@ func TestHeaderFuncErrorIsAFailedAttempt(t *testing.T) {
 		}
 		return nil, nil
 	}
-	c := newClient(t, srv.URL(), cfg)
-	df := waitEvent[DialFailed](t, c, waitFor)
+	_, events := newClient(t, srv.URL(), cfg)
+	df := testkit.WaitEvent[resocket.DialFailed](t, events, waitFor)
 	assert.ErrorIs(t, df.Disconnect.Err, boom)
 	assert.Zero(t, df.Disconnect.HTTPStatus)
-	assert.Equal(t, Reconnect, df.Decision.Action)
-	ev := waitEvent[Connected](t, c, waitFor)
+	assert.Equal(t, resocket.Reconnect, df.Decision.Action)
+	ev := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	assert.Equal(t, 2, ev.Attempt)
 	assert.Len(t, srv.Requests(), 1, "the failed attempt never reached the server")
 }
@@ -595,13 +600,13 @@ func TestHeaderFuncReservedHeaderGivesUp(t *testing.T) {
 	cfg.HeaderFunc = func(context.Context) (http.Header, error) {
 		return http.Header{"Sec-Websocket-Key": {"mine"}}, nil
 	}
-	c := newClient(t, srv.URL(), cfg)
-	evs, closed := drain(t, c, waitFor)
-	dfs := onlyOf[DialFailed](evs)
-	require.Len(t, dfs, 1, fmtEvents(evs))
-	assert.ErrorIs(t, dfs[0].Disconnect.Err, ErrInvalidConfig)
-	assert.Equal(t, GiveUp, dfs[0].Decision.Action)
-	assert.ErrorIs(t, closed.Err, ErrGaveUp)
+	_, events := newClient(t, srv.URL(), cfg)
+	evs, closed := events.Drain(t, waitFor)
+	dfs := testkit.Only[resocket.DialFailed](evs)
+	require.Len(t, dfs, 1, testkit.DescribeAll(evs))
+	assert.ErrorIs(t, dfs[0].Disconnect.Err, resocket.ErrInvalidConfig)
+	assert.Equal(t, resocket.GiveUp, dfs[0].Decision.Action)
+	assert.ErrorIs(t, closed.Err, resocket.ErrGaveUp)
 	assert.Empty(t, srv.Requests())
 }
 
@@ -626,27 +631,28 @@ func TestCallbackContextEndsOnClose(t *testing.T) {
 				if cb == "HeaderFunc" {
 					cfg.HeaderFunc = func(ctx context.Context) (http.Header, error) { return nil, block(ctx) }
 				} else {
-					cfg.OnConnect = func(ctx context.Context, _ *Conn) error { return block(ctx) }
+					cfg.OnConnect = func(ctx context.Context, _ *resocket.Conn) error { return block(ctx) }
 				}
-				c := newClient(t, srv.URL(), cfg)
-				waitClosed(t, chanOf(entered), waitFor, cb+" call")
-				returnsWithin(t, 2*time.Second, "ending the client while "+cb+" blocks", func() {
+				c, events := newClient(t, srv.URL(), cfg)
+				testkit.WaitClosed(t, chanOf(entered), waitFor, cb+" call")
+				testkit.ReturnsWithin(t, 2*time.Second, "ending the client while "+cb+" blocks", func() {
 					if terminate {
 						c.Terminate()
 					} else {
-						assert.NoError(t, c.Close(StatusNormalClosure, ""))
+						assert.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
 					}
 				})
 				assert.ErrorIs(t, <-returned, context.Canceled)
-				evs := collect(t, c, nil, waitFor)
-				assert.Empty(t, onlyOf[DialFailed](evs), "the user's own close is not a failed attempt: %s", fmtEvents(evs))
+				evs, _ := events.Drain(t, waitFor)
+				assert.Empty(t, testkit.Only[resocket.DialFailed](evs), "the user's own close is not a failed attempt: %s", testkit.DescribeAll(evs))
 				assert.NoError(t, c.Err())
 			})
 		}
 	}
 }
 
-// chanOf turns "one value arrives" into "a channel closes", for waitClosed.
+// chanOf turns "one value arrives" into "a channel closes", for
+// testkit.WaitClosed.
 func chanOf(ch <-chan struct{}) <-chan struct{} {
 	out := make(chan struct{})
 	go func() {
@@ -665,20 +671,20 @@ func chanOf(ch <-chan struct{}) <-chan struct{} {
 // and return; nothing deadlocks.
 func TestCloseFromCallbacks(t *testing.T) {
 	t.Parallel()
-	type setup func(cfg *Config, srv *mocks.Server, end func())
+	type setup func(cfg *resocket.Config, srv *mocks.Server, end func())
 	callbacks := map[string]setup{
-		"HeaderFunc": func(cfg *Config, _ *mocks.Server, end func()) {
+		"HeaderFunc": func(cfg *resocket.Config, _ *mocks.Server, end func()) {
 			cfg.HeaderFunc = func(context.Context) (http.Header, error) { end(); return nil, nil }
 		},
-		"OnConnect": func(cfg *Config, _ *mocks.Server, end func()) {
-			cfg.OnConnect = func(context.Context, *Conn) error { end(); return nil }
+		"OnConnect": func(cfg *resocket.Config, _ *mocks.Server, end func()) {
+			cfg.OnConnect = func(context.Context, *resocket.Conn) error { end(); return nil }
 		},
-		"Policy after refusal": func(cfg *Config, srv *mocks.Server, end func()) {
+		"Policy after refusal": func(cfg *resocket.Config, srv *mocks.Server, end func()) {
 			srv.Refuse(http.StatusServiceUnavailable, "", -1)
-			cfg.Policy = func(d Disconnect) Decision { end(); return DefaultPolicy(d) }
+			cfg.Policy = func(d resocket.Disconnect) resocket.Decision { end(); return resocket.DefaultPolicy(d) }
 		},
-		"Policy after disconnect": func(cfg *Config, srv *mocks.Server, end func()) {
-			cfg.Policy = func(d Disconnect) Decision { end(); return DefaultPolicy(d) }
+		"Policy after disconnect": func(cfg *resocket.Config, srv *mocks.Server, end func()) {
+			cfg.Policy = func(d resocket.Disconnect) resocket.Decision { end(); return resocket.DefaultPolicy(d) }
 		},
 	}
 	for name, set := range callbacks {
@@ -698,21 +704,21 @@ func TestCloseFromCallbacks(t *testing.T) {
 						c.Terminate()
 						closeErr <- nil
 					} else {
-						closeErr <- c.Close(StatusNormalClosure, "from callback")
+						closeErr <- c.Close(resocket.StatusNormalClosure, "from callback")
 					}
 				}
 				cfg := fastConfig()
 				set(&cfg, srv, end)
-				c := newClient(t, srv.URL(), cfg)
+				c, _ := newClient(t, srv.URL(), cfg)
 				ref.set(c)
 				if name == "Policy after disconnect" {
 					srv.NextConn(t, waitFor).Drop()
 				}
-				waitClosed(t, c.Done(), waitFor, "Done after ending from "+name)
-				waitClosed(t, c.Events(), waitFor, "Events")
+				testkit.WaitClosed(t, c.Done(), waitFor, "Done after ending from "+name)
+				testkit.WaitClosed(t, c.Events(), waitFor, "Events")
 				assert.NoError(t, <-closeErr)
 				assert.NoError(t, c.Err())
-				assert.Equal(t, StateClosed, c.State())
+				assert.Equal(t, resocket.StateClosed, c.State())
 			})
 		}
 	}
@@ -721,17 +727,17 @@ func TestCloseFromCallbacks(t *testing.T) {
 func TestConnUnusableAfterItsConnectionEnds(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	conns := make(chan *Conn, 4)
+	conns := make(chan *resocket.Conn, 4)
 	cfg := fastConfig()
-	cfg.OnConnect = func(_ context.Context, conn *Conn) error { conns <- conn; return nil }
-	c, ev, sconn := connect(t, srv, cfg)
+	cfg.OnConnect = func(_ context.Context, conn *resocket.Conn) error { conns <- conn; return nil }
+	c, events, ev, sconn := connect(t, srv, cfg)
 	first := <-conns
 	require.Equal(t, ev.ConnID, first.ID())
 	sconn.Drop()
-	waitEvent[Disconnected](t, c, waitFor)
-	assert.Error(t, first.Send(context.Background(), MessageText, []byte("stale")))
+	testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
+	assert.Error(t, first.Send(context.Background(), resocket.MessageText, []byte("stale")))
 	sconn2 := srv.NextConn(t, waitFor)
-	waitEvent[Connected](t, c, waitFor)
+	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	require.NoError(t, c.SendText(context.Background(), "fresh"))
 	assert.Equal(t, "fresh", receiveText(t, sconn2))
 	assert.Empty(t, sconn2.Received()[1:], "nothing from the stale Conn reached the new connection")
@@ -745,15 +751,15 @@ func TestTLSWithTrustedCertificate(t *testing.T) {
 	require.True(t, strings.HasPrefix(srv.URL(), "wss://"))
 	cfg := fastConfig()
 	cfg.Dialer = &websocket.Dialer{TLSClientConfig: srv.TLSConfig()}
-	c, ev, sconn := connect(t, srv, cfg)
+	c, events, ev, sconn := connect(t, srv, cfg)
 	require.NoError(t, c.SendText(context.Background(), "secure"))
-	msg := waitEvent[Message](t, c, waitFor)
+	msg := testkit.WaitEvent[resocket.Message](t, events, waitFor)
 	assert.Equal(t, ev.ConnID, msg.ConnID)
 	assert.Equal(t, "secure", string(msg.Data))
 
 	// And again after a drop.
 	sconn.Drop()
-	again := waitEvent[Connected](t, c, waitFor)
+	again := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	assert.NotEqual(t, ev.ConnID, again.ConnID)
 	assert.Nil(t, cfg.Dialer.TLSClientConfig.ClientSessionCache, "the caller's Dialer is not modified")
 }
@@ -761,13 +767,13 @@ func TestTLSWithTrustedCertificate(t *testing.T) {
 func TestTLSUntrustedCertificateGivesUp(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t, mocks.WithTLS())
-	c := newClient(t, srv.URL(), fastConfig())
-	evs, closed := drain(t, c, waitFor)
-	dfs := onlyOf[DialFailed](evs)
-	require.Len(t, dfs, 1, fmtEvents(evs))
-	assert.Equal(t, StatusTLSHandshake, dfs[0].Disconnect.Code)
+	_, events := newClient(t, srv.URL(), fastConfig())
+	evs, closed := events.Drain(t, waitFor)
+	dfs := testkit.Only[resocket.DialFailed](evs)
+	require.Len(t, dfs, 1, testkit.DescribeAll(evs))
+	assert.Equal(t, resocket.StatusTLSHandshake, dfs[0].Disconnect.Code)
 	assert.Error(t, dfs[0].Disconnect.Err)
-	assert.Equal(t, GiveUp, dfs[0].Decision.Action)
-	assert.ErrorIs(t, closed.Err, ErrGaveUp)
+	assert.Equal(t, resocket.GiveUp, dfs[0].Decision.Action)
+	assert.ErrorIs(t, closed.Err, resocket.ErrGaveUp)
 	assert.Empty(t, srv.Conns())
 }

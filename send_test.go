@@ -1,4 +1,4 @@
-package resocket
+package resocket_test
 
 import (
 	"context"
@@ -13,16 +13,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
 func TestSendWhileConnectedWrites(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	c, _, sconn := connect(t, srv, fastConfig())
+	c, _, _, sconn := connect(t, srv, fastConfig())
 	ctx := context.Background()
 	require.NoError(t, c.SendText(ctx, "text"))
-	require.NoError(t, c.Send(ctx, MessageBinary, []byte{0, 1, 2}))
+	require.NoError(t, c.Send(ctx, resocket.MessageBinary, []byte{0, 1, 2}))
 
 	typ, data, err := sconn.Receive(waitFor)
 	require.NoError(t, err)
@@ -37,9 +39,9 @@ func TestSendWhileConnectedWrites(t *testing.T) {
 func TestSendInvalidMessageType(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	c, _, sconn := connect(t, srv, fastConfig())
-	for _, typ := range []MessageType{0, 3, websocket.CloseMessage, websocket.PingMessage, websocket.PongMessage, -1} {
-		assert.ErrorIs(t, c.Send(context.Background(), typ, []byte("x")), ErrInvalidMessageType, "type %d", int(typ))
+	c, _, _, sconn := connect(t, srv, fastConfig())
+	for _, typ := range []resocket.MessageType{0, 3, websocket.CloseMessage, websocket.PingMessage, websocket.PongMessage, -1} {
+		assert.ErrorIs(t, c.Send(context.Background(), typ, []byte("x")), resocket.ErrInvalidMessageType, "type %d", int(typ))
 	}
 	// Nothing reached the server and the connection is still good.
 	require.NoError(t, c.SendText(context.Background(), "after"))
@@ -54,14 +56,14 @@ func TestSendWhileNotConnected(t *testing.T) {
 		srv.StallHandshakes(true)
 		cfg := fastConfig()
 		cfg.SendBuffer = 2
-		c := newClient(t, srv.URL(), cfg)
+		c, _ := newClient(t, srv.URL(), cfg)
 		require.True(t, srv.WaitRequests(1, waitFor))
 		ctx := context.Background()
 		require.NoError(t, c.SendText(ctx, "1"))
 		require.NoError(t, c.SendText(ctx, "2"))
 		var err error
-		returnsWithin(t, 500*time.Millisecond, "Send into a full buffer", func() { err = c.SendText(ctx, "3") })
-		assert.ErrorIs(t, err, ErrBufferFull)
+		testkit.ReturnsWithin(t, 500*time.Millisecond, "Send into a full buffer", func() { err = c.SendText(ctx, "3") })
+		assert.ErrorIs(t, err, resocket.ErrBufferFull)
 
 		// The two accepted messages are written once connected.
 		srv.StallHandshakes(false)
@@ -74,8 +76,8 @@ func TestSendWhileNotConnected(t *testing.T) {
 		stall := mocks.NewStallServer(t)
 		cfg := fastConfig()
 		cfg.SendBuffer = -1
-		c := newClient(t, stall.URL(), cfg)
-		assert.ErrorIs(t, c.SendText(context.Background(), "x"), ErrNotConnected)
+		c, _ := newClient(t, stall.URL(), cfg)
+		assert.ErrorIs(t, c.SendText(context.Background(), "x"), resocket.ErrNotConnected)
 	})
 }
 
@@ -83,7 +85,7 @@ func TestSendBufferedFlushesInOrderBeforeLaterSends(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
 	srv.StallHandshakes(true)
-	c := newClient(t, srv.URL(), fastConfig())
+	c, events := newClient(t, srv.URL(), fastConfig())
 	require.True(t, srv.WaitRequests(1, waitFor))
 	ctx := context.Background()
 	for i := 1; i <= 5; i++ {
@@ -91,7 +93,7 @@ func TestSendBufferedFlushesInOrderBeforeLaterSends(t *testing.T) {
 	}
 	srv.StallHandshakes(false)
 	sconn := srv.NextConn(t, waitFor)
-	waitEvent[Connected](t, c, waitFor)
+	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	// Sent after Connected, possibly while the buffer is still flushing.
 	require.NoError(t, c.SendText(ctx, "6"))
 	require.NoError(t, c.SendText(ctx, "7"))
@@ -105,13 +107,14 @@ func TestSendBufferedFlushesInOrderBeforeLaterSends(t *testing.T) {
 func TestSendAcrossGracefulRestart(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	c, _, conn1 := connect(t, srv, fastConfig())
+	c, events, _, conn1 := connect(t, srv, fastConfig())
 	ctx := context.Background()
 
 	const maxSends = 100_000
 	var (
 		accepted []int
-		refused  = map[string]int{}
+		refused  []int
+		why      = map[string]int{} // refusals by error
 		half     = make(chan struct{})
 		back     = make(chan struct{}) // closed once the client is connected again
 		sent     = make(chan struct{})
@@ -120,8 +123,9 @@ func TestSendAcrossGracefulRestart(t *testing.T) {
 		defer close(sent)
 		deadline := time.Now().Add(10 * time.Second)
 		for i := 1; i <= maxSends && time.Now().Before(deadline); i++ {
-			if err := c.SendText(ctx, strconv.Itoa(i)); err != nil {
-				refused[err.Error()]++
+			if err := c.SendText(ctx, testkit.Payload(i)); err != nil {
+				refused = append(refused, i)
+				why[err.Error()]++
 			} else {
 				accepted = append(accepted, i)
 			}
@@ -139,18 +143,18 @@ func TestSendAcrossGracefulRestart(t *testing.T) {
 			}
 		}
 	}()
-	waitClosed(t, half, waitFor, "first 100 sends")
-	srv.Restart(int(StatusServiceRestart), "restart")
+	testkit.WaitClosed(t, half, waitFor, "first 100 sends")
+	srv.Restart(int(resocket.StatusServiceRestart), "restart")
 	conn2 := srv.NextConn(t, waitFor)
-	disc := waitEvent[Disconnected](t, c, waitFor)
-	assert.Equal(t, StatusServiceRestart, disc.Disconnect.Code)
-	waitEvent[Connected](t, c, waitFor)
+	disc := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
+	assert.Equal(t, resocket.StatusServiceRestart, disc.Disconnect.Code)
+	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	close(back)
-	waitClosed(t, sent, 15*time.Second, "the sender")
+	testkit.WaitClosed(t, sent, 15*time.Second, "the sender")
 
 	// Once the buffer is flushed, a last message marks the end: once the
 	// server has it, every message accepted before it has been written.
-	require.Eventually(t, func() bool { return c.State() == StateConnected }, waitFor, time.Millisecond,
+	require.Eventually(t, func() bool { return c.State() == resocket.StateConnected }, waitFor, time.Millisecond,
 		"the send buffer was never flushed")
 	require.NoError(t, c.SendText(ctx, "end"))
 	for i := 0; ; i++ {
@@ -160,48 +164,31 @@ func TestSendAcrossGracefulRestart(t *testing.T) {
 		}
 	}
 
-	var got []int
-	for _, m := range append(conn1.Received(), conn2.Received()...) {
-		if string(m) == "end" {
-			continue
-		}
-		n, err := strconv.Atoi(string(m))
-		require.NoError(t, err)
-		got = append(got, n)
-	}
+	received := append(conn1.Received(), conn2.Received()...)
+	received = received[:len(received)-1] // the end marker
 	t.Logf("%d accepted, refused: %v, %d on the first connection, %d on the second",
-		len(accepted), refused, len(conn1.Received()), len(conn2.Received())-1)
-	for i := 1; i < len(got); i++ {
-		if !assert.Greater(t, got[i], got[i-1], "message %d arrived after %d: out of order or twice", got[i], got[i-1]) {
-			break
-		}
-	}
-	seen := make(map[int]bool, len(got))
-	for _, n := range got {
-		seen[n] = true
-	}
-	var missing []int
-	for _, n := range accepted {
-		if !seen[n] {
-			missing = append(missing, n)
-		}
-	}
-	assert.Empty(t, missing, "messages Send accepted that never reached the server")
+		len(accepted), why, len(conn1.Received()), len(conn2.Received())-1)
 
+	require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
+	_, closed := events.Drain(t, waitFor)
+	rep := testkit.ExactlyOnceInOrder(t, testkit.Delivery{
+		Accepted: accepted,
+		Refused:  refused,
+		Received: testkit.Seqs(t, received),
+		Unsent:   testkit.MessageSeqs(t, closed.Unsent),
+	})
 	// Nothing may linger in the send buffer while connected: it would come
 	// out of order on a later connection, or only in Closed.Unsent.
-	require.NoError(t, c.Close(StatusNormalClosure, ""))
-	_, closed := drain(t, c, waitFor)
-	assert.Empty(t, unsentText(closed.Unsent), "accepted messages left in the send buffer while connected")
+	assert.Empty(t, rep.HandedBack, "accepted messages left in the send buffer while connected")
 }
 
 func TestSendAfterCloseReturnsErrClosed(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	c, _, _ := connect(t, srv, fastConfig())
-	require.NoError(t, c.Close(StatusNormalClosure, ""))
-	assert.ErrorIs(t, c.SendText(context.Background(), "late"), ErrClosed)
-	assert.ErrorIs(t, c.Send(context.Background(), MessageBinary, []byte{1}), ErrClosed)
+	c, _, _, _ := connect(t, srv, fastConfig())
+	require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
+	assert.ErrorIs(t, c.SendText(context.Background(), "late"), resocket.ErrClosed)
+	assert.ErrorIs(t, c.Send(context.Background(), resocket.MessageBinary, []byte{1}), resocket.ErrClosed)
 }
 
 func TestSendAfterTerminateAndGiveUpReturnsErrClosed(t *testing.T) {
@@ -209,17 +196,17 @@ func TestSendAfterTerminateAndGiveUpReturnsErrClosed(t *testing.T) {
 	t.Run("terminate", func(t *testing.T) {
 		t.Parallel()
 		srv := mocks.NewServer(t)
-		c, _, _ := connect(t, srv, fastConfig())
+		c, _, _, _ := connect(t, srv, fastConfig())
 		c.Terminate()
-		assert.ErrorIs(t, c.SendText(context.Background(), "late"), ErrClosed)
+		assert.ErrorIs(t, c.SendText(context.Background(), "late"), resocket.ErrClosed)
 	})
 	t.Run("give up", func(t *testing.T) {
 		t.Parallel()
 		srv := mocks.NewServer(t)
 		srv.Refuse(http.StatusForbidden, "", -1)
-		c := newClient(t, srv.URL(), fastConfig())
-		waitClosed(t, c.Done(), waitFor, "Done")
-		assert.ErrorIs(t, c.SendText(context.Background(), "late"), ErrClosed)
+		c, _ := newClient(t, srv.URL(), fastConfig())
+		testkit.WaitClosed(t, c.Done(), waitFor, "Done")
+		assert.ErrorIs(t, c.SendText(context.Background(), "late"), resocket.ErrClosed)
 	})
 }
 
@@ -230,20 +217,20 @@ func TestUnsentReturnedInClosed(t *testing.T) {
 		srv := mocks.NewServer(t)
 		srv.StallHandshakes(true)
 		srv.Refuse(http.StatusUnauthorized, "", -1)
-		c := newClient(t, srv.URL(), fastConfig())
+		c, events := newClient(t, srv.URL(), fastConfig())
 		require.True(t, srv.WaitRequests(1, waitFor))
 		ctx := context.Background()
 		require.NoError(t, c.SendText(ctx, "a"))
-		require.NoError(t, c.Send(ctx, MessageBinary, []byte("b")))
+		require.NoError(t, c.Send(ctx, resocket.MessageBinary, []byte("b")))
 		require.NoError(t, c.SendText(ctx, "c"))
 		srv.StallHandshakes(false)
 
-		_, closed := drain(t, c, waitFor)
-		require.ErrorIs(t, closed.Err, ErrGaveUp)
-		assert.Equal(t, []Message{
-			{Type: MessageText, Data: []byte("a")},
-			{Type: MessageBinary, Data: []byte("b")},
-			{Type: MessageText, Data: []byte("c")},
+		_, closed := events.Drain(t, waitFor)
+		require.ErrorIs(t, closed.Err, resocket.ErrGaveUp)
+		assert.Equal(t, []resocket.Message{
+			{Type: resocket.MessageText, Data: []byte("a")},
+			{Type: resocket.MessageBinary, Data: []byte("b")},
+			{Type: resocket.MessageText, Data: []byte("c")},
 		}, closed.Unsent)
 	})
 	t.Run("close during backoff", func(t *testing.T) {
@@ -251,20 +238,20 @@ func TestUnsentReturnedInClosed(t *testing.T) {
 		srv := mocks.NewServer(t)
 		cfg := fastConfig()
 		cfg.Backoff = constantBackoff(time.Hour)
-		c, _, sconn := connect(t, srv, cfg)
+		c, events, _, sconn := connect(t, srv, cfg)
 		sconn.Drop()
-		waitEvent[Reconnecting](t, c, waitFor)
+		testkit.WaitEvent[resocket.Reconnecting](t, events, waitFor)
 		ctx := context.Background()
 		require.NoError(t, c.SendText(ctx, "x"))
 		require.NoError(t, c.SendText(ctx, "y"))
-		require.NoError(t, c.Close(StatusNormalClosure, ""))
-		_, closed := drain(t, c, waitFor)
+		require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
+		_, closed := events.Drain(t, waitFor)
 		assert.NoError(t, closed.Err)
 		assert.Equal(t, []string{"x", "y"}, unsentText(closed.Unsent))
 	})
 }
 
-func unsentText(msgs []Message) []string {
+func unsentText(msgs []resocket.Message) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = string(m.Data)
@@ -275,7 +262,7 @@ func unsentText(msgs []Message) []string {
 func TestConcurrentSends(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	c, _, sconn := connect(t, srv, fastConfig())
+	c, _, _, sconn := connect(t, srv, fastConfig())
 	const senders, each = 8, 100
 	var wg sync.WaitGroup
 	errs := make(chan error, senders*each)
@@ -316,21 +303,21 @@ func TestConcurrentSends(t *testing.T) {
 func TestSendDeadlineOnStalledSocket(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
-	c, first, sconn := connect(t, srv, fastConfig())
+	c, events, first, sconn := connect(t, srv, fastConfig())
 	sconn.GoSilent()
 	big := make([]byte, 256<<10)
 	var err error
 	for i := 0; i < 400 && err == nil; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err = c.Send(ctx, MessageBinary, big)
+		err = c.Send(ctx, resocket.MessageBinary, big)
 		cancel()
 	}
 	require.ErrorIs(t, err, context.DeadlineExceeded, "a Send on a stalled socket never blocked")
 
-	disc := waitEvent[Disconnected](t, c, waitFor)
+	disc := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
 	assert.Equal(t, first.ConnID, disc.ConnID)
-	assert.Equal(t, StatusAbnormalClosure, disc.Disconnect.Code)
-	assert.Equal(t, Reconnect, disc.Decision.Action)
-	again := waitEvent[Connected](t, c, waitFor)
+	assert.Equal(t, resocket.StatusAbnormalClosure, disc.Disconnect.Code)
+	assert.Equal(t, resocket.Reconnect, disc.Decision.Action)
+	again := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	assert.NotEqual(t, first.ConnID, again.ConnID)
 }

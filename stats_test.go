@@ -1,4 +1,4 @@
-package resocket
+package resocket_test
 
 import (
 	"context"
@@ -9,22 +9,24 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
 func TestStatsCountTraffic(t *testing.T) {
 	srv := mocks.NewServer(t, mocks.WithEcho())
-	c := newClient(t, srv.URL(), Config{Backoff: func() backoff.BackOff { return &backoff.ZeroBackOff{} }})
+	c, events := newClient(t, srv.URL(), resocket.Config{Backoff: func() backoff.BackOff { return &backoff.ZeroBackOff{} }})
 	ctx := context.Background()
 	require.NoError(t, c.WaitConnected(ctx))
 
 	require.NoError(t, c.SendText(ctx, "hello"))
 	require.NoError(t, c.SendText(ctx, "world!"))
-	waitEvent[Message](t, c, 5*time.Second)
-	waitEvent[Message](t, c, 5*time.Second)
+	testkit.WaitEvent[resocket.Message](t, events, 5*time.Second)
+	testkit.WaitEvent[resocket.Message](t, events, 5*time.Second)
 
 	s := c.Stats()
-	assert.Equal(t, StateConnected, s.State)
+	assert.Equal(t, resocket.StateConnected, s.State)
 	assert.Equal(t, srv.URL(), s.URL)
 	assert.Equal(t, 1, s.Attempts)
 	assert.Equal(t, 1, s.Connects)
@@ -37,25 +39,25 @@ func TestStatsCountTraffic(t *testing.T) {
 	assert.Nil(t, s.LastDisconnect)
 	assert.True(t, s.NextAttempt.IsZero())
 
-	srv.NextConn(t, 5*time.Second).CloseWith(int(StatusServiceRestart), "bye")
-	waitEvent[Connected](t, c, 5*time.Second)
+	srv.NextConn(t, 5*time.Second).CloseWith(int(resocket.StatusServiceRestart), "bye")
+	testkit.WaitEvent[resocket.Connected](t, events, 5*time.Second)
 	s = c.Stats()
 	assert.Equal(t, 2, s.Attempts)
 	assert.Equal(t, 1, s.Reconnects)
 	require.NotNil(t, s.LastDisconnect)
-	assert.Equal(t, StatusServiceRestart, s.LastDisconnect.Code)
+	assert.Equal(t, resocket.StatusServiceRestart, s.LastDisconnect.Code)
 	assert.Equal(t, "bye", s.LastDisconnect.Reason)
 }
 
 func TestStatsBufferedWhileDisconnected(t *testing.T) {
 	srv := mocks.NewServer(t)
 	srv.Refuse(503, "", -1)
-	c := newClient(t, srv.URL(), Config{Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }})
-	waitEvent[Reconnecting](t, c, 5*time.Second)
+	c, events := newClient(t, srv.URL(), resocket.Config{Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }})
+	testkit.WaitEvent[resocket.Reconnecting](t, events, 5*time.Second)
 	require.NoError(t, c.SendText(context.Background(), "later"))
 	s := c.Stats()
 	assert.Equal(t, 1, s.Buffered)
-	assert.Equal(t, StateReconnecting, s.State)
+	assert.Equal(t, resocket.StateReconnecting, s.State)
 	assert.Zero(t, s.MessagesOut)
 	assert.WithinDuration(t, time.Now().Add(time.Hour), s.NextAttempt, time.Minute)
 }

@@ -19,8 +19,8 @@
 //   - [Check] and [ExactlyOnceInOrder]: every message Send accepted was
 //     received once, in order, or handed back in Closed.Unsent, and nothing
 //     else arrived. [Payload] and [ParseSeq] number the messages.
-//   - small helpers: [NewClient], [ReturnsWithin], [WaitClosed],
-//     [ClosedPort].
+//   - small helpers: [NewClient], [TerminateOnCleanup], [ReturnsWithin],
+//     [WaitClosed], [ClosedPort].
 //
 // Every wait takes a timeout and fails the test when it passes; none
 // sleeps. Functions that fail a test with t.Fatalf must be called from the

@@ -25,8 +25,16 @@ func NewClient(t testing.TB, url string, cfg resocket.Config) *resocket.Client {
 	if c == nil {
 		t.Fatalf("testkit: New(%q) returned no client and no error", url)
 	}
-	t.Cleanup(func() { terminate(t, c) })
+	TerminateOnCleanup(t, c)
 	return c
+}
+
+// TerminateOnCleanup makes t.Cleanup terminate c, failing t if Terminate
+// hangs: for a client made by resocket.Dial, or by New in a test that
+// checks New's own results.
+func TerminateOnCleanup(t testing.TB, c *resocket.Client) {
+	t.Helper()
+	t.Cleanup(func() { terminate(t, c) })
 }
 
 // ReturnsWithin runs f on a goroutine of its own and fails t unless f
