@@ -2,12 +2,14 @@ package resocket_test
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/resocket/resocket"
 	"github.com/resocket/resocket/internal/testkit"
@@ -45,14 +47,53 @@ func TestForceReconnectCutsBackoffWait(t *testing.T) {
 	assert.Equal(t, resocket.StateConnected, c.State())
 }
 
+// Once a client has ended, however it ended, ForceReconnect returns at once
+// and starts nothing: no goroutine, no attempt, no event, and the outcome
+// stays as it was. Not parallel: it counts the process's goroutines.
 func TestForceReconnectAfterCloseDoesNothing(t *testing.T) {
-	srv := mocks.NewServer(t)
-	c, events := newClient(t, srv.URL(), resocket.Config{})
-	testkit.WaitEvent[resocket.Connected](t, events, 5*time.Second)
-	require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
-	c.ForceReconnect()
-	assert.Equal(t, resocket.StateClosed, c.State())
-	assert.Equal(t, 1, c.Stats().Attempts)
+	ends := map[string]struct {
+		refuse bool // the server refuses with 403: the client gives up
+		end    func(*resocket.Client)
+	}{
+		"close":     {end: func(c *resocket.Client) { assert.NoError(t, c.Close(resocket.StatusNormalClosure, "")) }},
+		"terminate": {end: (*resocket.Client).Terminate},
+		"give up":   {refuse: true, end: func(*resocket.Client) {}},
+	}
+	for name, tc := range ends {
+		t.Run(name, func(t *testing.T) {
+			srv := mocks.NewServer(t)
+			if tc.refuse {
+				srv.Refuse(http.StatusForbidden, "", -1)
+			}
+			c, events := newClient(t, srv.URL(), fastConfig())
+			if !tc.refuse {
+				srv.NextConn(t, waitFor) // the server has registered it
+				testkit.WaitEvent[resocket.Connected](t, events, waitFor)
+			}
+			testkit.ReturnsWithin(t, waitFor, "ending the client", func() { tc.end(c) })
+			_, closed := events.Drain(t, waitFor)
+			testkit.WaitClosed(t, c.Done(), waitFor, "Done")
+			errBefore, stats := c.Err(), c.Stats()
+			requests, conns := len(srv.Requests()), len(srv.Conns())
+			// Every goroutine of the client has ended with Close, Terminate
+			// or the give-up: any goroutine beyond these was started by
+			// ForceReconnect.
+			before := goleak.IgnoreCurrent()
+
+			testkit.ReturnsWithin(t, time.Second, "ForceReconnect on an ended client", c.ForceReconnect)
+
+			goleak.VerifyNone(t, before)
+			_, open := <-c.Events()
+			assert.False(t, open, "no event after Closed")
+			assert.Equal(t, resocket.StateClosed, c.State())
+			assert.Equal(t, errBefore, c.Err(), "the outcome is unchanged")
+			assert.Equal(t, closed.Err, c.Err())
+			assert.Equal(t, stats.Attempts, c.Stats().Attempts, "no attempt counted")
+			assert.Len(t, srv.Requests(), requests, "no handshake reached the server")
+			assert.Len(t, srv.Conns(), conns)
+			assert.ErrorIs(t, c.SendText(context.Background(), "late"), resocket.ErrClosed)
+		})
+	}
 }
 
 func TestWaitConnected(t *testing.T) {

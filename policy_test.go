@@ -74,16 +74,6 @@ func TestDefaultPolicyHandshakeStatuses(t *testing.T) {
 	}
 }
 
-func TestDefaultPolicyNetworkErrorsReconnect(t *testing.T) {
-	for _, err := range []error{
-		errors.New("dial tcp 127.0.0.1:1: connect: connection refused"),
-		errors.New("read: connection reset by peer"),
-		errors.New("i/o timeout"),
-	} {
-		assert.Equal(t, Decision{Action: Reconnect}, DefaultPolicy(Disconnect{Code: StatusAbnormalClosure, Err: err}), err.Error())
-	}
-}
-
 // The policy must give a valid decision, never panic, for any Disconnect.
 func TestDefaultPolicyAlwaysValid(t *testing.T) {
 	for code := -1; code <= 70000; code += 7 {

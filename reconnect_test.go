@@ -3,10 +3,12 @@ package resocket_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,6 +248,64 @@ func TestConnectionRefusedReconnects(t *testing.T) {
 		assert.Equal(t, resocket.Reconnect, df.Decision.Action)
 	}
 	assert.Equal(t, []int{1, 2}, []int{dfs[0].Disconnect.Attempt, dfs[1].Disconnect.Attempt})
+}
+
+// Network errors reconnect under the default policy: each case makes a
+// real attempt fail with a real error of its kind, and the client must
+// report it as a failed attempt (1006, no HTTP status) and try again.
+// (A reset of a live connection is in TestServerCloseDecisions.)
+func TestDefaultPolicyNetworkErrorsReconnect(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		setup func(t *testing.T, cfg *resocket.Config) (url string)
+		is    func(error) bool // the error is of the kind under test
+	}{
+		"DNS failure": {
+			// A name only a resolver can answer, and a resolver whose DNS
+			// server refuses connections: the lookup fails with a
+			// *net.DNSError, as on a machine with no network.
+			setup: func(t *testing.T, cfg *resocket.Config) string {
+				dnsServer := testkit.ClosedPort(t)
+				resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					return new(net.Dialer).DialContext(ctx, "tcp", dnsServer)
+				}}
+				cfg.Dialer = &websocket.Dialer{NetDialContext: (&net.Dialer{Resolver: resolver}).DialContext}
+				return "ws://resocket-test.invalid:80/"
+			},
+			is: func(err error) bool { var dns *net.DNSError; return errors.As(err, &dns) },
+		},
+		"connection refused": {
+			setup: func(t *testing.T, _ *resocket.Config) string { return "ws://" + testkit.ClosedPort(t) },
+			is:    func(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) },
+		},
+		"handshake timeout": {
+			setup: func(t *testing.T, cfg *resocket.Config) string {
+				cfg.Dialer = &websocket.Dialer{HandshakeTimeout: 100 * time.Millisecond}
+				return mocks.NewStallServer(t).URL()
+			},
+			is: func(err error) bool { var ne net.Error; return errors.As(err, &ne) && ne.Timeout() },
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := fastConfig()
+			url := tc.setup(t, &cfg)
+			_, events := newClient(t, url, cfg)
+			evs := events.Collect(t, waitFor, func(ev resocket.Event) bool {
+				c, ok := ev.(resocket.Connecting)
+				return ok && c.Attempt == 2
+			})
+			require.Equal(t, []string{"Connecting", "DialFailed", "Reconnecting", "Connecting"}, testkit.Types(evs), testkit.DescribeAll(evs))
+			d := evs[1].(resocket.DialFailed)
+			t.Logf("%s: %v", name, d.Disconnect.Err)
+			assert.True(t, tc.is(d.Disconnect.Err), "want a %s, got %T: %v", name, d.Disconnect.Err, d.Disconnect.Err)
+			assert.Equal(t, resocket.StatusAbnormalClosure, d.Disconnect.Code)
+			assert.Zero(t, d.Disconnect.HTTPStatus)
+			assert.Equal(t, resocket.Decision{Action: resocket.Reconnect}, d.Decision)
+			assert.Equal(t, resocket.DefaultPolicy(d.Disconnect), d.Decision, "the default policy decided")
+		})
+	}
 }
 
 // A server that accepts TCP but never answers the handshake: the dialer's
