@@ -3,6 +3,7 @@ package resocket_test
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -482,33 +483,62 @@ func TestStableConnectionResetsBackoff(t *testing.T) {
 	assert.Equal(t, 1, next.Attempt)
 }
 
-func TestDefaultBackoffJitter(t *testing.T) {
+// DefaultBackoff, as its doc states: delay n is 100 ms plus a uniform draw
+// in [0, 2×interval], the interval starting at 450 ms and doubling up to
+// 15 s; so the first comes within [100 ms, 1 s], the next within 1.9 s,
+// ... up to 30.1 s, and it never stops. The statistical checks use
+// bounds a correct backoff misses with probability below 1e-90 (all 1000
+// draws of a window outside a fifth of it), so they cannot flake.
+func TestDefaultBackoffProgression(t *testing.T) {
 	t.Parallel()
-	firsts := make(map[time.Duration]bool)
-	for range 50 {
+	const (
+		runs    = 1000
+		windows = 9 // the interval reaches its cap at the seventh
+		floor   = 100 * time.Millisecond
+	)
+	interval := func(n int) time.Duration { return min(450*time.Millisecond<<n, 15*time.Second) }
+	lo := make([]time.Duration, windows)
+	hi := make([]time.Duration, windows)
+	for n := range windows {
+		lo[n], hi[n] = time.Duration(math.MaxInt64), 0
+	}
+	for range runs {
 		b := resocket.DefaultBackoff()
-		d := b.NextBackOff()
-		assert.GreaterOrEqual(t, d, 100*time.Millisecond, "no client dials while the server is still closing")
-		assert.LessOrEqual(t, d, time.Second, "the first reconnect comes within 1 s")
-		firsts[d] = true
-		// It never gives up on its own.
-		for range 30 {
-			d = b.NextBackOff()
-			require.NotEqual(t, backoff.Stop, d)
-			assert.LessOrEqual(t, d, 30100*time.Millisecond)
+		for n := range windows {
+			d := b.NextBackOff()
+			require.NotEqual(t, backoff.Stop, d, "delay %d: the default backoff never gives up", n+1)
+			top := floor + 2*interval(n)
+			require.GreaterOrEqual(t, d, floor, "delay %d below the floor", n+1)
+			require.LessOrEqual(t, d, top, "delay %d above its window [%v, %v]", n+1, floor, top)
+			lo[n], hi[n] = min(lo[n], d), max(hi[n], d)
 		}
 	}
-	assert.Greater(t, len(firsts), 1, "fresh backoffs all start with the same delay: no jitter")
-
-	// Reset starts the count again, and backoff.Stop passes through.
-	b := resocket.DefaultBackoff()
-	for range 10 {
-		b.NextBackOff()
+	assert.Equal(t, time.Second, floor+2*interval(0), "the first window ends at 1 s")
+	assert.Equal(t, 30100*time.Millisecond, floor+2*interval(windows-1), "the cap: at most 30.1 s")
+	for n := range windows {
+		width := 2 * interval(n)
+		// Spread over the whole window: jitter, not a fixed delay.
+		assert.Less(t, lo[n], floor+width/5, "delay %d: no draw in the bottom fifth of its window", n+1)
+		assert.Greater(t, hi[n], floor+width*4/5, "delay %d: no draw in the top fifth of its window", n+1)
+		if n > 0 && interval(n) == 2*interval(n-1) {
+			assert.Greater(t, hi[n], floor+2*interval(n-1), "delay %d: the window did not grow", n+1)
+		}
 	}
+	t.Logf("first window: %v to %v; capped window: %v to %v", lo[0], hi[0], lo[windows-1], hi[windows-1])
+
+	// Far past the cap, still no Stop and still within 30.1 s.
+	b := resocket.DefaultBackoff()
+	for n := range 200 {
+		d := b.NextBackOff()
+		require.NotEqual(t, backoff.Stop, d, "delay %d", n+1)
+		require.LessOrEqual(t, d, 30100*time.Millisecond, "delay %d", n+1)
+	}
+	// Reset starts again from the first window.
 	b.Reset()
-	assert.LessOrEqual(t, b.NextBackOff(), time.Second, "after Reset the first window again")
+	assert.LessOrEqual(t, b.NextBackOff(), time.Second, "after Reset, the first window again")
+	// A decorator's Stop passes through.
 	limited := backoff.WithMaxRetries(resocket.DefaultBackoff(), 1)
-	limited.NextBackOff()
+	assert.NotEqual(t, backoff.Stop, limited.NextBackOff())
 	assert.Equal(t, backoff.Stop, limited.NextBackOff())
 }
 
