@@ -14,128 +14,114 @@ import (
 	"github.com/resocket/resocket/mocks"
 )
 
-// eventLog records what OnEvent receives, from the client's goroutine.
-type eventLog struct {
-	mu     sync.Mutex
-	events []resocket.Event
-	closed chan struct{}
-}
+// OnEvent callbacks run on the client's goroutine, where require's
+// FailNow would stop that goroutine instead of the test: they only record
+// what they see and what their calls return, and the test goroutine
+// asserts on it.
 
-func newEventLog() *eventLog { return &eventLog{closed: make(chan struct{})} }
-
-func (l *eventLog) add(ev resocket.Event) {
-	l.mu.Lock()
-	l.events = append(l.events, ev)
-	l.mu.Unlock()
-	if _, ok := ev.(resocket.Closed); ok {
-		close(l.closed)
-	}
-}
-
-func (l *eventLog) snapshot() []resocket.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]resocket.Event(nil), l.events...)
+// waitConnected is WaitConnected bounded by waitFor.
+func waitConnected(t *testing.T, c *resocket.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, c.WaitConnected(ctx))
 }
 
 func TestOnEventReceivesEverythingInOrder(t *testing.T) {
 	srv := mocks.NewServer(t, mocks.WithEcho())
-	log := newEventLog()
+	rec := testkit.NewRecorder()
 	ref := newClientRef()
+	closeErr := make(chan error, 1)
 	cfg := fastConfig()
 	cfg.OnEvent = func(ev resocket.Event) {
-		log.add(ev)
+		rec.OnEvent(ev)
 		if m, ok := ev.(resocket.Message); ok && string(m.Data) == "ping" {
 			// Callbacks may call Close on their own client.
-			require.NoError(t, ref.get().Close(resocket.StatusNormalClosure, "done"))
+			closeErr <- ref.get().Close(resocket.StatusNormalClosure, "done")
 		}
 	}
 	c, _ := newClient(t, srv.URL(), cfg)
 	ref.set(c)
-	require.NoError(t, c.WaitConnected(context.Background()))
+	waitConnected(t, c)
 	require.NoError(t, c.SendText(context.Background(), "ping"))
 
-	select {
-	case <-log.closed:
-	case <-time.After(waitFor):
-		t.Fatalf("no Closed; got %s", testkit.DescribeAll(log.snapshot()))
-	}
-	<-c.Done()
-	assert.Equal(t, []string{"Connecting", "Connected", "Message", "Disconnected", "Closed"}, testkit.Types(log.snapshot()))
-	_, open := <-c.Events()
-	assert.False(t, open, "the Events channel carries nothing and closes at the end")
+	evs, closed := rec.Drain(t, waitFor)
+	assert.Equal(t, []string{"Connecting", "Connected", "Message", "Disconnected", "Closed"}, testkit.Types(evs))
+	assert.NoError(t, closed.Err)
+	assert.NoError(t, testkit.Receive(t, closeErr, waitFor, "Close from OnEvent"))
+	testkit.WaitClosed(t, c.Done(), waitFor, "Done")
+	testkit.WaitClosed(t, c.Events(), waitFor, "Events: it carries nothing and closes at the end")
 	assert.NoError(t, c.Err())
 }
 
 func TestOnEventEchoFromTheCallback(t *testing.T) {
 	srv := mocks.NewServer(t, mocks.WithEcho())
 	const rounds = 50
-	got := make(chan int, 1)
 	ref := newClientRef()
-	n := 0
+	var (
+		mu       sync.Mutex
+		sendErrs []error
+		n        int // only the client's goroutine runs callbacks
+	)
+	done := make(chan struct{})
+	send := func() {
+		if err := ref.get().SendText(context.Background(), "x"); err != nil {
+			mu.Lock()
+			sendErrs = append(sendErrs, err)
+			mu.Unlock()
+		}
+	}
 	cfg := fastConfig()
 	cfg.OnEvent = func(ev resocket.Event) {
 		switch ev.(type) {
 		case resocket.Connected:
-			require.NoError(t, ref.get().SendText(context.Background(), "x"))
+			send()
 		case resocket.Message:
-			n++ // only the client's goroutine runs callbacks
+			n++
 			if n == rounds {
-				got <- n
+				close(done)
 				return
 			}
-			require.NoError(t, ref.get().SendText(context.Background(), "x"))
+			send()
 		}
 	}
 	c, _ := newClient(t, srv.URL(), cfg)
 	ref.set(c)
-	select {
-	case k := <-got:
-		assert.Equal(t, rounds, k)
-	case <-time.After(waitFor):
-		t.Fatal("the echo loop run from OnEvent stalled")
-	}
+	testkit.WaitClosed(t, done, waitFor, "the echo loop run from OnEvent")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Empty(t, sendErrs, "Send from OnEvent")
 }
 
 func TestOnEventSlowCallbackIsNotADeadLink(t *testing.T) {
 	srv := mocks.NewServer(t)
-	var (
-		mu    sync.Mutex
-		disc  []resocket.Disconnected
-		count int
-	)
+	const total = 20
+	var count int // only the client's goroutine runs callbacks
 	done := make(chan struct{})
+	rec := testkit.NewRecorder()
 	cfg := fastConfig()
 	cfg.PingInterval = 50 * time.Millisecond
 	cfg.PongTimeout = 100 * time.Millisecond
 	cfg.OnEvent = func(ev resocket.Event) {
-		switch ev := ev.(type) {
-		case resocket.Message:
-			if count == 0 {
-				// Slower than a whole ping cycle: the thing under test.
-				<-time.After(400 * time.Millisecond)
-			}
-			count++
-			if count == 20 {
-				close(done)
-			}
-		case resocket.Disconnected:
-			mu.Lock()
-			disc = append(disc, ev)
-			mu.Unlock()
+		rec.OnEvent(ev)
+		if _, ok := ev.(resocket.Message); !ok {
+			return
+		}
+		if count == 0 {
+			// Slower than a whole ping cycle: the thing under test.
+			<-time.After(400 * time.Millisecond)
+		}
+		count++
+		if count == total {
+			close(done)
 		}
 	}
 	newClient(t, srv.URL(), cfg)
 	sconn := srv.NextConn(t, waitFor)
-	for i := 0; i < 20; i++ {
+	for range total {
 		require.NoError(t, sconn.SendText("m"))
 	}
-	select {
-	case <-done:
-	case <-time.After(waitFor):
-		t.Fatal("messages stopped arriving")
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Empty(t, disc, "the keepalive must not call a link dead while OnEvent runs")
+	testkit.WaitClosed(t, done, waitFor, "the messages")
+	assert.Empty(t, testkit.Only[resocket.Disconnected](rec.Events()),
+		"the keepalive must not call a link dead while OnEvent runs")
 }

@@ -339,6 +339,15 @@ func TestReturnsWithinAndWaitClosedFail(t *testing.T) {
 	f = run(t, func(t testing.TB) { testkit.WaitClosed(t, never, 10*time.Millisecond, "never") })
 	assert.Contains(t, f.report(), "never not closed within 10ms")
 
+	values := make(chan int, 1)
+	values <- 7
+	assert.Equal(t, 7, testkit.Receive(t, values, testkit.WaitFor, "a value"))
+	f = run(t, func(t testing.TB) { testkit.Receive(t, values, 10*time.Millisecond, "another value") })
+	assert.Contains(t, f.report(), "another value: nothing within 10ms")
+	close(values)
+	f = run(t, func(t testing.TB) { testkit.Receive(t, values, testkit.WaitFor, "a closed channel") })
+	assert.Contains(t, f.report(), "a closed channel: closed without a value")
+
 	took := testkit.ReturnsWithin(t, testkit.WaitFor, "a quick call", func() {})
 	assert.Less(t, took, testkit.WaitFor)
 }

@@ -93,3 +93,22 @@ func ClosedPort(t testing.TB) string {
 	}
 	return addr
 }
+
+// Receive returns the next value sent on ch, failing t if none comes
+// within timeout or ch is closed first.
+func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case v, ok := <-ch:
+		if !ok {
+			t.Fatalf("testkit: %s: closed without a value", what)
+		}
+		return v
+	case <-timer.C:
+		t.Fatalf("testkit: %s: nothing within %v", what, timeout)
+	}
+	var zero T
+	return zero
+}
