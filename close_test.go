@@ -23,7 +23,7 @@ func TestCloseSendsCodeAndReason(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
 	c, events, conn, sconn := connect(t, srv, fastConfig())
-	require.NoError(t, c.Close(4001, "bye now"))
+	require.NoError(t, closeClient(t, c, 4001, "bye now"))
 	assert.Equal(t, resocket.StateClosed, c.State())
 	assert.NoError(t, c.Err())
 	testkit.WaitClosed(t, c.Done(), waitFor, "Done")
@@ -48,10 +48,10 @@ func TestCloseRejectsInvalidArguments(t *testing.T) {
 	srv := mocks.NewServer(t)
 	c, _, _, sconn := connect(t, srv, fastConfig())
 	for _, code := range []resocket.StatusCode{0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, -1} {
-		assert.ErrorIs(t, c.Close(code, ""), resocket.ErrInvalidCloseCode, "code %d", int(code))
+		assert.ErrorIs(t, closeClient(t, c, code, ""), resocket.ErrInvalidCloseCode, "code %d", int(code))
 	}
-	assert.ErrorIs(t, c.Close(resocket.StatusNormalClosure, strings.Repeat("r", 124)), resocket.ErrInvalidReason)
-	assert.ErrorIs(t, c.Close(resocket.StatusNormalClosure, "\xff\xfe"), resocket.ErrInvalidReason)
+	assert.ErrorIs(t, closeClient(t, c, resocket.StatusNormalClosure, strings.Repeat("r", 124)), resocket.ErrInvalidReason)
+	assert.ErrorIs(t, closeClient(t, c, resocket.StatusNormalClosure, "\xff\xfe"), resocket.ErrInvalidReason)
 
 	// The client was left as it was.
 	assert.Equal(t, resocket.StateConnected, c.State())
@@ -61,7 +61,7 @@ func TestCloseRejectsInvalidArguments(t *testing.T) {
 	assert.False(t, closeSent)
 
 	// The longest valid reason is accepted.
-	require.NoError(t, c.Close(resocket.StatusNormalClosure, strings.Repeat("r", 123)))
+	require.NoError(t, closeClient(t, c, resocket.StatusNormalClosure, strings.Repeat("r", 123)))
 	testkit.WaitClosed(t, sconn.Done(), waitFor, "the server's connection")
 	_, reason, _ := sconn.CloseReceived()
 	assert.Len(t, reason, 123)
@@ -73,17 +73,17 @@ func TestCloseTwiceAndAfterTerminate(t *testing.T) {
 		t.Parallel()
 		srv := mocks.NewServer(t)
 		c, _, _, _ := connect(t, srv, fastConfig())
-		require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
-		assert.ErrorIs(t, c.Close(resocket.StatusNormalClosure, ""), resocket.ErrClosed)
+		require.NoError(t, closeClient(t, c, resocket.StatusNormalClosure, ""))
+		assert.ErrorIs(t, closeClient(t, c, resocket.StatusNormalClosure, ""), resocket.ErrClosed)
 		assert.NoError(t, c.Err())
 	})
 	t.Run("close after terminate", func(t *testing.T) {
 		t.Parallel()
 		srv := mocks.NewServer(t)
 		c, _, _, _ := connect(t, srv, fastConfig())
-		c.Terminate()
-		c.Terminate() // again: harmless
-		assert.ErrorIs(t, c.Close(resocket.StatusNormalClosure, ""), resocket.ErrClosed)
+		terminate(t, c)
+		terminate(t, c) // again: harmless
+		assert.ErrorIs(t, closeClient(t, c, resocket.StatusNormalClosure, ""), resocket.ErrClosed)
 		assert.NoError(t, c.Err())
 	})
 	t.Run("close after give up", func(t *testing.T) {
@@ -92,7 +92,7 @@ func TestCloseTwiceAndAfterTerminate(t *testing.T) {
 		srv.Refuse(http.StatusNotFound, "", -1)
 		c, _ := newClient(t, srv.URL(), fastConfig())
 		testkit.WaitClosed(t, c.Done(), waitFor, "Done")
-		assert.ErrorIs(t, c.Close(resocket.StatusNormalClosure, ""), resocket.ErrClosed)
+		assert.ErrorIs(t, closeClient(t, c, resocket.StatusNormalClosure, ""), resocket.ErrClosed)
 		assert.ErrorIs(t, c.Err(), resocket.ErrGaveUp, "Close after the end must not change Err")
 	})
 }

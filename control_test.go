@@ -53,11 +53,13 @@ func TestForceReconnectCutsBackoffWait(t *testing.T) {
 func TestForceReconnectAfterCloseDoesNothing(t *testing.T) {
 	ends := map[string]struct {
 		refuse bool // the server refuses with 403: the client gives up
-		end    func(*resocket.Client)
+		end    func(*testing.T, *resocket.Client)
 	}{
-		"close":     {end: func(c *resocket.Client) { assert.NoError(t, c.Close(resocket.StatusNormalClosure, "")) }},
-		"terminate": {end: (*resocket.Client).Terminate},
-		"give up":   {refuse: true, end: func(*resocket.Client) {}},
+		"close": {end: func(t *testing.T, c *resocket.Client) {
+			assert.NoError(t, closeClient(t, c, resocket.StatusNormalClosure, ""))
+		}},
+		"terminate": {end: func(t *testing.T, c *resocket.Client) { terminate(t, c) }},
+		"give up":   {refuse: true, end: func(*testing.T, *resocket.Client) {}},
 	}
 	for name, tc := range ends {
 		t.Run(name, func(t *testing.T) {
@@ -70,7 +72,7 @@ func TestForceReconnectAfterCloseDoesNothing(t *testing.T) {
 				srv.NextConn(t, waitFor) // the server has registered it
 				testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 			}
-			testkit.ReturnsWithin(t, waitFor, "ending the client", func() { tc.end(c) })
+			tc.end(t, c)
 			_, closed := events.Drain(t, waitFor)
 			testkit.WaitClosed(t, c.Done(), waitFor, "Done")
 			errBefore, stats := c.Err(), c.Stats()
@@ -83,8 +85,12 @@ func TestForceReconnectAfterCloseDoesNothing(t *testing.T) {
 			testkit.ReturnsWithin(t, time.Second, "ForceReconnect on an ended client", c.ForceReconnect)
 
 			goleak.VerifyNone(t, before)
-			_, open := <-c.Events()
-			assert.False(t, open, "no event after Closed")
+			select {
+			case ev, open := <-c.Events():
+				assert.False(t, open, "an event after Closed: %s", testkit.Describe(ev))
+			case <-time.After(waitFor):
+				t.Fatal("Events not closed")
+			}
 			assert.Equal(t, resocket.StateClosed, c.State())
 			assert.Equal(t, errBefore, c.Err(), "the outcome is unchanged")
 			assert.Equal(t, closed.Err, c.Err())
@@ -111,15 +117,19 @@ func TestWaitConnected(t *testing.T) {
 	require.NoError(t, c.WaitConnected(ctx2))
 	assert.Equal(t, resocket.StateConnected, c.State())
 
-	c.Terminate()
-	assert.ErrorIs(t, c.WaitConnected(context.Background()), resocket.ErrClosed, "an ended client never connects")
+	terminate(t, c)
+	ctx3, cancel3 := context.WithTimeout(context.Background(), waitFor)
+	defer cancel3()
+	assert.ErrorIs(t, c.WaitConnected(ctx3), resocket.ErrClosed, "an ended client never connects")
 }
 
 func TestWaitConnectedReturnsGiveUpCause(t *testing.T) {
 	srv := mocks.NewServer(t)
 	srv.Refuse(403, "", -1)
 	c, _ := newClient(t, srv.URL(), resocket.Config{})
-	err := c.WaitConnected(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	err := c.WaitConnected(ctx)
 	assert.ErrorIs(t, err, resocket.ErrGaveUp)
 	var he *resocket.HandshakeError
 	require.ErrorAs(t, err, &he)

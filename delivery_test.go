@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -78,9 +77,5 @@ func TestTerminateWithUnreadBacklog(t *testing.T) {
 	c, _ := newClient(t, srv.URL(), cfg)
 	require.True(t, srv.WaitRequests(10, waitFor), "the loop stalled on a full Events channel")
 	testkit.ReturnsWithin(t, waitFor, "Terminate", c.Terminate)
-	select {
-	case <-c.Done():
-	case <-time.After(waitFor):
-		t.Fatal("Done not closed")
-	}
+	testkit.WaitClosed(t, c.Done(), waitFor, "Done")
 }

@@ -26,7 +26,7 @@ func TestEventsInOrderClosedLast(t *testing.T) {
 		m, ok := ev.(resocket.Message)
 		return ok && m.Type == resocket.MessageBinary
 	})
-	require.NoError(t, c.Close(resocket.StatusNormalClosure, "done"))
+	require.NoError(t, closeClient(t, c, resocket.StatusNormalClosure, "done"))
 	rest, closed := events.Drain(t, waitFor)
 	evs = append(evs, rest...)
 
@@ -70,7 +70,7 @@ func TestStateFollowsTheClient(t *testing.T) {
 	assert.Equal(t, time.Hour, rec.Delay)
 	assert.Equal(t, resocket.StateReconnecting, c.State(), "waiting out the backoff")
 
-	require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
+	require.NoError(t, closeClient(t, c, resocket.StatusNormalClosure, ""))
 	assert.Equal(t, resocket.StateClosed, c.State())
 	assert.NoError(t, c.Err())
 }

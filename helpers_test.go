@@ -1,6 +1,7 @@
 package resocket_test
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +58,21 @@ func closeClient(t testing.TB, c *resocket.Client, code resocket.StatusCode, rea
 	var err error
 	testkit.ReturnsWithin(t, waitFor, "Close", func() { err = c.Close(code, reason) })
 	return err
+}
+
+// terminate calls Terminate, failing the test unless it returns within
+// waitFor.
+func terminate(t testing.TB, c *resocket.Client) {
+	t.Helper()
+	testkit.ReturnsWithin(t, waitFor, "Terminate", c.Terminate)
+}
+
+// waitConnected is WaitConnected bounded by waitFor.
+func waitConnected(t testing.TB, c *resocket.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, c.WaitConnected(ctx))
 }
 
 // clientRef hands a client to its own callbacks. New may already run them

@@ -20,7 +20,7 @@ func TestSendJSONAndDecode(t *testing.T) {
 	}
 	srv := mocks.NewServer(t, mocks.WithEcho())
 	c, events := newClient(t, srv.URL(), resocket.Config{})
-	require.NoError(t, c.WaitConnected(context.Background()))
+	waitConnected(t, c)
 
 	require.NoError(t, c.SendJSON(context.Background(), quote{"ACME", 12.5}))
 	m := testkit.WaitEvent[resocket.Message](t, events, 5*time.Second)

@@ -155,7 +155,7 @@ func TestSlowConsumerLosesNothing(t *testing.T) {
 					t.Fatalf("disconnected after %d of %d messages: %s", next, total, testkit.Describe(ev))
 				}
 			}
-			assert.NoError(t, <-sent)
+			assert.NoError(t, testkit.Receive(t, sent, waitFor, "the server's sends"))
 			assert.Equal(t, resocket.StateConnected, c.State())
 		})
 	}

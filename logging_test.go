@@ -48,7 +48,7 @@ func TestLoggerStructuredWithoutCredentials(t *testing.T) {
 	require.Equal(t, "Bearer s3cr3t-token", sconn.Request().Header.Get("Authorization"), "the header is sent")
 	require.NoError(t, sconn.CloseWith(int(resocket.StatusServiceRestart), "restart"))
 	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
-	require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
+	require.NoError(t, closeClient(t, c, resocket.StatusNormalClosure, ""))
 
 	logs := out.String()
 	assert.Contains(t, logs, `"msg":"resocket: connected"`)

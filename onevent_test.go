@@ -19,14 +19,6 @@ import (
 // what they see and what their calls return, and the test goroutine
 // asserts on it.
 
-// waitConnected is WaitConnected bounded by waitFor.
-func waitConnected(t *testing.T, c *resocket.Client) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	require.NoError(t, c.WaitConnected(ctx))
-}
-
 func TestOnEventReceivesEverythingInOrder(t *testing.T) {
 	srv := mocks.NewServer(t, mocks.WithEcho())
 	rec := testkit.NewRecorder()

@@ -624,14 +624,14 @@ func TestOnConnectRunsBeforeBufferedMessages(t *testing.T) {
 		got = append(got, receiveText(t, sconn))
 	}
 	assert.Equal(t, []string{"hello", "a", "b", "c", "d"}, got)
-	assert.Equal(t, ev.ConnID, <-ids, "OnConnect gets the connection that Connected reports")
+	assert.Equal(t, ev.ConnID, testkit.Receive(t, ids, waitFor, "OnConnect"), "OnConnect gets the connection that Connected reports")
 
 	// Again on the next connection, first of all.
 	sconn.Drop()
 	sconn2 := srv.NextConn(t, waitFor)
 	ev2 := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	assert.Equal(t, "hello", receiveText(t, sconn2))
-	assert.Equal(t, ev2.ConnID, <-ids)
+	assert.Equal(t, ev2.ConnID, testkit.Receive(t, ids, waitFor, "OnConnect again"))
 }
 
 func TestOnConnectFailureIsAFailedAttempt(t *testing.T) {
@@ -724,7 +724,7 @@ func TestCallbackContextEndsOnClose(t *testing.T) {
 					cfg.OnConnect = func(ctx context.Context, _ *resocket.Conn) error { return block(ctx) }
 				}
 				c, events := newClient(t, srv.URL(), cfg)
-				testkit.WaitClosed(t, chanOf(entered), waitFor, cb+" call")
+				testkit.Receive(t, entered, waitFor, cb+" call")
 				testkit.ReturnsWithin(t, 2*time.Second, "ending the client while "+cb+" blocks", func() {
 					if terminate {
 						c.Terminate()
@@ -732,29 +732,13 @@ func TestCallbackContextEndsOnClose(t *testing.T) {
 						assert.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
 					}
 				})
-				assert.ErrorIs(t, <-returned, context.Canceled)
+				assert.ErrorIs(t, testkit.Receive(t, returned, waitFor, cb+" returning"), context.Canceled)
 				evs, _ := events.Drain(t, waitFor)
 				assert.Empty(t, testkit.Only[resocket.DialFailed](evs), "the user's own close is not a failed attempt: %s", testkit.DescribeAll(evs))
 				assert.NoError(t, c.Err())
 			})
 		}
 	}
-}
-
-// chanOf turns "one value arrives" into "a channel closes", for
-// testkit.WaitClosed.
-func chanOf(ch <-chan struct{}) <-chan struct{} {
-	out := make(chan struct{})
-	go func() {
-		defer close(out)
-		timer := time.NewTimer(waitFor)
-		defer timer.Stop()
-		select {
-		case <-ch:
-		case <-timer.C:
-		}
-	}()
-	return out
 }
 
 // Close and Terminate called from the client's own callbacks start the end
@@ -806,7 +790,7 @@ func TestCloseFromCallbacks(t *testing.T) {
 				}
 				testkit.WaitClosed(t, c.Done(), waitFor, "Done after ending from "+name)
 				testkit.WaitClosed(t, c.Events(), waitFor, "Events")
-				assert.NoError(t, <-closeErr)
+				assert.NoError(t, testkit.Receive(t, closeErr, waitFor, "ending from "+name))
 				assert.NoError(t, c.Err())
 				assert.Equal(t, resocket.StateClosed, c.State())
 			})
@@ -821,7 +805,7 @@ func TestConnUnusableAfterItsConnectionEnds(t *testing.T) {
 	cfg := fastConfig()
 	cfg.OnConnect = func(_ context.Context, conn *resocket.Conn) error { conns <- conn; return nil }
 	c, events, ev, sconn := connect(t, srv, cfg)
-	first := <-conns
+	first := testkit.Receive(t, conns, waitFor, "OnConnect")
 	require.Equal(t, ev.ConnID, first.ID())
 	sconn.Drop()
 	testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)

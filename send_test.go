@@ -169,7 +169,7 @@ func TestSendAcrossGracefulRestart(t *testing.T) {
 	t.Logf("%d accepted, refused: %v, %d on the first connection, %d on the second",
 		len(accepted), why, len(conn1.Received()), len(conn2.Received())-1)
 
-	require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
+	require.NoError(t, closeClient(t, c, resocket.StatusNormalClosure, ""))
 	_, closed := events.Drain(t, waitFor)
 	rep := testkit.ExactlyOnceInOrder(t, testkit.Delivery{
 		Accepted: accepted,
@@ -186,7 +186,7 @@ func TestSendAfterCloseReturnsErrClosed(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
 	c, _, _, _ := connect(t, srv, fastConfig())
-	require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
+	require.NoError(t, closeClient(t, c, resocket.StatusNormalClosure, ""))
 	assert.ErrorIs(t, c.SendText(context.Background(), "late"), resocket.ErrClosed)
 	assert.ErrorIs(t, c.Send(context.Background(), resocket.MessageBinary, []byte{1}), resocket.ErrClosed)
 }
@@ -197,7 +197,7 @@ func TestSendAfterTerminateAndGiveUpReturnsErrClosed(t *testing.T) {
 		t.Parallel()
 		srv := mocks.NewServer(t)
 		c, _, _, _ := connect(t, srv, fastConfig())
-		c.Terminate()
+		terminate(t, c)
 		assert.ErrorIs(t, c.SendText(context.Background(), "late"), resocket.ErrClosed)
 	})
 	t.Run("give up", func(t *testing.T) {
@@ -244,7 +244,7 @@ func TestUnsentReturnedInClosed(t *testing.T) {
 		ctx := context.Background()
 		require.NoError(t, c.SendText(ctx, "x"))
 		require.NoError(t, c.SendText(ctx, "y"))
-		require.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
+		require.NoError(t, closeClient(t, c, resocket.StatusNormalClosure, ""))
 		_, closed := events.Drain(t, waitFor)
 		assert.NoError(t, closed.Err)
 		assert.Equal(t, []string{"x", "y"}, unsentText(closed.Unsent))
@@ -280,7 +280,7 @@ func TestConcurrentSends(t *testing.T) {
 		}()
 	}
 	close(start)
-	wg.Wait()
+	testkit.ReturnsWithin(t, waitFor, "the senders", wg.Wait)
 	close(errs)
 	for err := range errs {
 		assert.NoError(t, err)

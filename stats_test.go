@@ -18,7 +18,7 @@ func TestStatsCountTraffic(t *testing.T) {
 	srv := mocks.NewServer(t, mocks.WithEcho())
 	c, events := newClient(t, srv.URL(), resocket.Config{Backoff: func() backoff.BackOff { return &backoff.ZeroBackOff{} }})
 	ctx := context.Background()
-	require.NoError(t, c.WaitConnected(ctx))
+	waitConnected(t, c)
 
 	require.NoError(t, c.SendText(ctx, "hello"))
 	require.NoError(t, c.SendText(ctx, "world!"))
