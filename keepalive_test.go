@@ -30,12 +30,16 @@ func keepaliveConfig() resocket.Config {
 func TestKeepaliveDetectsSilentServer(t *testing.T) {
 	srv := mocks.NewServer(t)
 	cfg := keepaliveConfig()
-	_, events, first, sconn := connect(t, srv, cfg)
+	c, events, first, sconn := connect(t, srv, cfg)
+	connectedAt := c.Stats().ConnectedAt
+	require.False(t, connectedAt.IsZero())
+	silent := time.Now() // the link goes silent after this
 	sconn.GoSilent()
-	silent := time.Now()
 
 	disc := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
-	took := time.Since(silent)
+	// When the client found the link dead, on its own clock: how late the
+	// test read the event does not count.
+	took := connectedAt.Add(disc.Disconnect.Uptime).Sub(silent)
 	assert.Equal(t, first.ConnID, disc.ConnID)
 	assert.Equal(t, resocket.StatusAbnormalClosure, disc.Disconnect.Code)
 	assert.ErrorIs(t, disc.Disconnect.Err, resocket.ErrPongTimeout)
@@ -57,24 +61,38 @@ func TestKeepaliveSendsPings(t *testing.T) {
 	assert.Eventually(t, func() bool { return sconn.Pings() >= 2 }, waitFor, 10*time.Millisecond, "no pings")
 }
 
-// A healthy, idle connection answering pings stays up for many intervals.
+// A healthy, idle connection answering pings stays up across many ping
+// cycles. After each ping the keepalive checks, PongTimeout later, that an
+// answer came; only then does it ping again. So each ping after the first
+// proves a check passed: the test counts pings instead of measuring time,
+// and PongTimeout is far above what a pong takes on a loaded machine
+// (100 ms was not).
 func TestKeepaliveKeepsHealthyIdleConnection(t *testing.T) {
+	const checks = 4
 	srv := mocks.NewServer(t)
 	cfg := keepaliveConfig()
-	cfg.PingInterval = 50 * time.Millisecond
-	cfg.PongTimeout = 100 * time.Millisecond
-	c, _, _, sconn := connect(t, srv, cfg)
+	cfg.PingInterval = 100 * time.Millisecond
+	cfg.PongTimeout = 400 * time.Millisecond
+	c, events, first, sconn := connect(t, srv, cfg)
 
-	// Idling across many ping intervals is the behaviour under test.
-	idle := time.NewTimer(time.Second)
-	defer idle.Stop()
-	select {
-	case ev := <-c.Events():
-		t.Fatalf("a healthy idle connection produced %s", testkit.Describe(ev))
-	case <-idle.C:
-	}
-	assert.GreaterOrEqual(t, sconn.Pings(), 5)
+	require.Eventually(t, func() bool { return sconn.Pings() > checks }, 2*waitFor, 10*time.Millisecond,
+		"fewer than %d pings", checks+1)
+	stats := c.Stats()
+	assert.Nil(t, stats.LastDisconnect, "a healthy idle connection ended")
+	assert.Equal(t, 1, stats.Connects)
 	assert.Equal(t, resocket.StateConnected, c.State())
+	select {
+	case <-sconn.Done():
+		t.Fatal("the server's connection ended")
+	default:
+	}
+	// The same connection, and nothing happened to it.
+	require.NoError(t, closeClient(t, c, resocket.StatusNormalClosure, ""))
+	evs, _ := events.Drain(t, waitFor)
+	assert.Equal(t, []string{"Disconnected", "Closed"}, testkit.Types(evs), testkit.DescribeAll(evs))
+	if d := testkit.Only[resocket.Disconnected](evs); len(d) == 1 {
+		assert.Equal(t, first.ConnID, d[0].ConnID)
+	}
 }
 
 func TestKeepaliveOff(t *testing.T) {
@@ -112,8 +130,12 @@ func TestSlowConsumerLosesNothing(t *testing.T) {
 			srv := mocks.NewServer(t)
 			cfg := fastConfig()
 			cfg.EventBuffer = 1
+			// A PongTimeout far above what a pong takes on a loaded
+			// machine, and a pause of the reader far above a ping cycle
+			// and its timeout (at most 600 ms): a keepalive that took the
+			// pause for silence would cut the link during it.
 			cfg.PingInterval = 50 * time.Millisecond
-			cfg.PongTimeout = 100 * time.Millisecond
+			cfg.PongTimeout = 300 * time.Millisecond
 			c, events := newClient(t, srv.URL(), cfg)
 			sconn := srv.NextConn(t, waitFor)
 
@@ -131,7 +153,7 @@ func TestSlowConsumerLosesNothing(t *testing.T) {
 
 			pause := func() {
 				// The reader's pause is the behaviour under test.
-				<-time.After(300 * time.Millisecond)
+				<-time.After(time.Second)
 			}
 			if pauseAfter == 0 {
 				pause()

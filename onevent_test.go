@@ -92,8 +92,11 @@ func TestOnEventSlowCallbackIsNotADeadLink(t *testing.T) {
 	done := make(chan struct{})
 	rec := testkit.NewRecorder()
 	cfg := fastConfig()
+	// As in TestSlowConsumerLosesNothing: a PongTimeout no pong on a
+	// loaded machine exceeds, and a callback slower than a ping cycle and
+	// its timeout (at most 600 ms).
 	cfg.PingInterval = 50 * time.Millisecond
-	cfg.PongTimeout = 100 * time.Millisecond
+	cfg.PongTimeout = 300 * time.Millisecond
 	cfg.OnEvent = func(ev resocket.Event) {
 		rec.OnEvent(ev)
 		if _, ok := ev.(resocket.Message); !ok {
@@ -101,7 +104,7 @@ func TestOnEventSlowCallbackIsNotADeadLink(t *testing.T) {
 		}
 		if count == 0 {
 			// Slower than a whole ping cycle: the thing under test.
-			<-time.After(400 * time.Millisecond)
+			<-time.After(time.Second)
 		}
 		count++
 		if count == total {

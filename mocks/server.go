@@ -78,6 +78,7 @@ type Server struct {
 	open             map[int]*Conn
 	all              []*Conn
 	requests         []*http.Request
+	requestTimes     []time.Time   // when each of requests arrived
 	requestSeen      chan struct{} // closed and replaced on every request
 	refuseStatus     int
 	refuseRetryAfter string
@@ -194,6 +195,17 @@ func (s *Server) Requests() []*http.Request {
 		out[i] = copyRequest(r)
 	}
 	return out
+}
+
+// RequestTimes returns when each handshake request that Requests lists
+// arrived, in the same order, on the server's clock (monotonic). A test
+// can bound from it how long a client waited between two attempts: the
+// server saw the first request before the client could see the answer,
+// and the second after the client dialed again.
+func (s *Server) RequestTimes() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.requestTimes...)
 }
 
 // WaitRequests waits up to timeout until the server has seen at least n
@@ -335,8 +347,10 @@ func (s *Server) openConnsLocked() []*Conn {
 // serveHTTP handles every request: record, maybe stall, maybe refuse, else
 // upgrade.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	s.mu.Lock()
 	s.requests = append(s.requests, copyRequest(r))
+	s.requestTimes = append(s.requestTimes, arrived)
 	close(s.requestSeen)
 	s.requestSeen = make(chan struct{})
 	stall := s.stall

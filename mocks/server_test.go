@@ -511,6 +511,28 @@ func TestRefuse(t *testing.T) {
 	assert.Equal(t, 2, srv.OpenConns())
 }
 
+// RequestTimes has one arrival time per request, in order, between the
+// moment before the first dial and the moment after the last.
+func TestRequestTimes(t *testing.T) {
+	srv := mocks.NewServer(t)
+	srv.Refuse(http.StatusServiceUnavailable, "", 1)
+	before := time.Now()
+	_, resp, err := dialer(srv).Dial(srv.URL(), nil)
+	require.ErrorIs(t, err, websocket.ErrBadHandshake)
+	_ = resp.Body.Close()
+	between := time.Now()
+	dial(t, srv)
+	after := time.Now()
+
+	times := srv.RequestTimes()
+	require.Len(t, times, len(srv.Requests()))
+	require.Len(t, times, 2)
+	assert.False(t, times[0].Before(before))
+	assert.False(t, times[0].After(between))
+	assert.False(t, times[1].Before(between))
+	assert.False(t, times[1].After(after))
+}
+
 func TestStallHandshakes(t *testing.T) {
 	srv := mocks.NewServer(t)
 	srv.StallHandshakes(true)
