@@ -97,6 +97,11 @@ func newConn(s *Server, ws *websocket.Conn, req *http.Request) *Conn {
 		under = tc.NetConn()
 	}
 	c.tcp, _ = under.(*net.TCPConn)
+	if n := s.opts.socketBuffer; n > 0 && c.tcp != nil {
+		// Set before the reader starts and before any data message.
+		_ = c.tcp.SetReadBuffer(n)
+		_ = c.tcp.SetWriteBuffer(n)
+	}
 
 	ws.SetPingHandler(c.handlePing)
 	ws.SetPongHandler(func(string) error { c.pongs.Add(1); return nil })
@@ -120,7 +125,15 @@ func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
 // websocket.ErrCloseSent after a close frame was sent, and an error for
 // CloseMessage (use CloseWith) or an unknown type. A nil error means the
 // frame was written to the socket, not that the client read it.
-func (c *Conn) Send(typ int, data []byte) error {
+func (c *Conn) Send(typ int, data []byte) error { return c.SendWithin(typ, data, writeTimeout) }
+
+// SendWithin is Send with a write deadline of timeout instead of 5s: a
+// test can tell from it when a client has stopped reading (the write
+// blocks on full socket buffers). The deadline counts from when the write
+// starts, after any other write under way. A write that missed its
+// deadline may have sent part of its frame, and leaves the connection
+// unable to write: later writes fail, so end the connection after one.
+func (c *Conn) SendWithin(typ int, data []byte, timeout time.Duration) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if c.silent.Load() {
@@ -129,7 +142,7 @@ func (c *Conn) Send(typ int, data []byte) error {
 	if c.closeSent {
 		return websocket.ErrCloseSent
 	}
-	deadline := time.Now().Add(writeTimeout)
+	deadline := time.Now().Add(timeout)
 	switch typ {
 	case websocket.TextMessage, websocket.BinaryMessage:
 		_ = c.ws.SetWriteDeadline(deadline)

@@ -12,7 +12,8 @@
 // server end: receive and send messages, close with any close code (including
 // codes and payloads that RFC 6455 forbids), drop or reset the TCP connection,
 // go silent to simulate a half-open link, refuse or stall handshakes, and
-// restart.
+// restart. With small socket buffers ([WithSocketBuffers]) and writes bounded
+// by a deadline ([Conn.SendWithin]), it shows when a client stops reading.
 //
 // A typical test:
 //

@@ -33,6 +33,7 @@ type serverOptions struct {
 	echo         bool
 	tls          bool
 	subprotocols []string
+	socketBuffer int // > 0: SO_RCVBUF and SO_SNDBUF of every connection
 }
 
 // Option configures a Server made by NewServer.
@@ -49,6 +50,14 @@ func WithEcho() Option { return func(o *serverOptions) { o.echo = true } }
 // its URL is then wss://. Clients must trust the certificate: use
 // Server.TLSConfig or Server.Client.
 func WithTLS() Option { return func(o *serverOptions) { o.tls = true } }
+
+// WithSocketBuffers sets the kernel's receive and send buffers (SO_RCVBUF,
+// SO_SNDBUF) of every accepted connection to n bytes, which also stops
+// the kernel from growing them. A test that checks how much a client
+// buffers when it stops reading then knows how much the server's side of
+// the link can hold: about twice n each way on Linux, which doubles the
+// value for its bookkeeping. n <= 0 keeps the system's defaults.
+func WithSocketBuffers(n int) Option { return func(o *serverOptions) { o.socketBuffer = n } }
 
 // WithSubprotocols sets the subprotocols the server supports, in order of
 // preference; the first one the client also offers is selected during the

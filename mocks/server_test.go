@@ -228,6 +228,29 @@ func TestSend(t *testing.T) {
 	assert.Equal(t, []byte{1}, data)
 }
 
+// A client that never reads: with the server's buffers pinned small, the
+// writes soon block, and SendWithin returns at its deadline with a timeout;
+// the connection cannot write after that.
+func TestSendWithinBlocksOnAClientThatDoesNotRead(t *testing.T) {
+	srv := mocks.NewServer(t, mocks.WithSocketBuffers(64<<10))
+	_, sc := dial(t, srv) // never read
+	msg := make([]byte, 1<<10)
+	const most = 16 << 10 // 16 MiB: far beyond any default buffers of a client that never reads
+	var err error
+	n := 0
+	for ; n < most; n++ {
+		if err = sc.SendWithin(websocket.BinaryMessage, msg, 200*time.Millisecond); err != nil {
+			break
+		}
+	}
+	require.Error(t, err, "%d KiB written to a client that never reads", n)
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	assert.True(t, ne.Timeout(), "%v", err)
+	assert.Positive(t, n)
+	assert.Error(t, sc.SendText("after"), "a connection whose write timed out cannot write")
+}
+
 func TestServerPingCountsPongs(t *testing.T) {
 	srv := mocks.NewServer(t)
 	c, sc := dial(t, srv)
