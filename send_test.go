@@ -2,10 +2,12 @@ package resocket_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -320,4 +322,111 @@ func TestSendDeadlineOnStalledSocket(t *testing.T) {
 	assert.Equal(t, resocket.Reconnect, disc.Decision.Action)
 	again := testkit.WaitEvent[resocket.Connected](t, events, waitFor)
 	assert.NotEqual(t, first.ConnID, again.ConnID)
+}
+
+// countingConn counts the bytes the client has handed to the kernel.
+type countingConn struct {
+	net.Conn
+	written *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// A Send blocked on a socket the server stopped reading, when the server
+// then drops the connection, broke under its write: the frame never
+// completed, so the server cannot have the message. With a send buffer it
+// is kept, Send returns nil, and the message is written on the next
+// connection, in its place and once; without one, Send returns the
+// write's error and the message is gone. (Had the next connection been up
+// already, Send would have written it there: the hour-long backoff, cut
+// short by ForceReconnect once Send has returned, rules that out, so each
+// case takes the path it names.)
+func TestSendBrokenUnderWriteKeptForNextConnection(t *testing.T) {
+	t.Parallel()
+	for _, buffered := range []bool{true, false} {
+		t.Run(map[bool]string{true: "buffered", false: "no buffer"}[buffered], func(t *testing.T) {
+			t.Parallel()
+			const kernelBuffer = 64 << 10
+			srv := mocks.NewServer(t, mocks.WithSocketBuffers(kernelBuffer))
+			var written atomic.Int64
+			cfg := fastConfig()
+			cfg.Backoff = constantBackoff(time.Hour)
+			cfg.PingInterval = -1 // nothing but the message on the wire
+			if !buffered {
+				cfg.SendBuffer = -1
+			}
+			cfg.Dialer = smallBuffers(kernelBuffer)
+			dial := cfg.Dialer.NetDialContext
+			cfg.Dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := dial(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return countingConn{Conn: conn, written: &written}, nil
+			}
+			c, events, first, conn1 := connect(t, srv, cfg)
+			ctx := context.Background()
+
+			require.NoError(t, c.SendText(ctx, testkit.Payload(0)))
+			require.Equal(t, testkit.Payload(0), receiveText(t, conn1), "the server reads")
+			conn1.GoSilent()
+			// Far more than the kernel's buffers on both ends (about
+			// 256 KiB): the write cannot complete while nobody reads.
+			big := append([]byte(testkit.Payload(1)), make([]byte, 4<<20)...)
+			before := written.Load()
+			sent := make(chan error, 1)
+			go func() { sent <- c.Send(ctx, resocket.MessageBinary, big) }()
+			// Part of the frame has left the client: the Send is in its
+			// write, and blocked there.
+			require.Eventually(t, func() bool { return written.Load()-before >= kernelBuffer }, waitFor, time.Millisecond,
+				"the big message never started to leave")
+			conn1.Reset() // the connection dies under the write
+
+			err := testkit.Receive(t, sent, waitFor, "the blocked Send")
+			disc := testkit.WaitEvent[resocket.Disconnected](t, events, waitFor)
+			assert.Equal(t, first.ConnID, disc.ConnID)
+			assert.Equal(t, resocket.StatusAbnormalClosure, disc.Disconnect.Code)
+			testkit.WaitEvent[resocket.Reconnecting](t, events, waitFor)
+			kept := map[bool]int{true: 1, false: 0}[buffered]
+			assert.Equal(t, kept, c.Stats().Buffered, "messages kept for the next connection")
+			c.ForceReconnect()
+			conn2 := srv.NextConn(t, waitFor)
+			testkit.WaitEvent[resocket.Connected](t, events, waitFor)
+			require.NoError(t, c.SendText(ctx, testkit.Payload(2)))
+
+			var got [][]byte
+			for {
+				_, data, err := conn2.Receive(waitFor)
+				require.NoError(t, err)
+				got = append(got, data)
+				if string(data) == testkit.Payload(2) {
+					break
+				}
+				require.Less(t, len(got), 2, "more than the kept message and the next one")
+			}
+			var received []int // by the server, over both connections
+			for _, m := range append(conn1.Received(), got...) {
+				seq, ok := testkit.ParseSeq(m[:min(len(m), len(testkit.Payload(0)))])
+				require.True(t, ok, "an unnumbered message: %q", m[:min(len(m), 16)])
+				received = append(received, seq)
+			}
+			if buffered {
+				require.NoError(t, err, "the message is kept, not refused")
+				testkit.ExactlyOnceInOrder(t, testkit.Delivery{Accepted: []int{0, 1, 2}, Received: received})
+				assert.Equal(t, big, got[0], "the kept message, whole")
+			} else {
+				require.Error(t, err, "with no buffer to keep it in, the write's error comes back")
+				t.Logf("Send: %v", err)
+				assert.NotErrorIs(t, err, resocket.ErrNotConnected, "the write's own error, not the buffer's")
+				var opErr *net.OpError
+				assert.ErrorAs(t, err, &opErr, "a transport error: %v", err)
+				testkit.ExactlyOnceInOrder(t, testkit.Delivery{Accepted: []int{0, 2}, Refused: []int{1}, Received: received})
+				assert.Equal(t, []int{0, 2}, received, "a refused message is not written later")
+			}
+		})
+	}
 }
