@@ -1,7 +1,7 @@
 # The two commands a new user types are `go run ./example` and `make test`.
 GO ?= go
 
-.PHONY: test fmt-check vet lint race interop interop-deps
+.PHONY: test deps fmt-check vet lint race interop interop-deps
 
 # The fault-injection and interop suites run after the root module's
 # checks, one after the other even under make -j: they measure detection
@@ -31,7 +31,17 @@ lint: $(GOLANGCI)
 	cd interop && $(GOLANGCI) run --config ../.golangci.yml ./...
 	cd faults && $(GOLANGCI) run --config ../.golangci.yml ./...
 
-race:
+# deps installs what the tests need from Debian, only what is missing
+# (interop/install-deps.sh, with apt-get: CI runs as root): gcc and
+# libc6-dev, since -race needs cgo; nodejs and npm; nginx;
+# python3-websockets. Every target that runs -race depends on it (faults
+# is defined in mk/reliability.mk; the dependency is added here).
+deps:
+	@sh interop/install-deps.sh
+
+faults: deps
+
+race: deps
 	$(GO) test -race -count=1 ./...
 
 # interop: the same scenarios against real servers (Node ws, Python
@@ -41,15 +51,16 @@ interop: interop-deps
 	cd interop && $(GO) test -race -count=1 ./...
 
 # interop-deps installs what the interop suite needs, only when missing:
-# Debian's nginx and python3-websockets (interop/install-deps.sh, with
-# apt-get: CI runs as root) and the pinned Node ws (npm ci from the
-# lockfile, again whenever the lockfile changes).
+# the Debian packages of `deps` (nodejs, npm, nginx, python3-websockets)
+# and the pinned Node ws (npm ci from the lockfile, again whenever the
+# lockfile changes).
 INTEROP_NODE := interop/node
 
-interop-deps: $(INTEROP_NODE)/node_modules/.package-lock.json
-	@sh interop/install-deps.sh
+interop-deps: deps $(INTEROP_NODE)/node_modules/.package-lock.json
 
-$(INTEROP_NODE)/node_modules/.package-lock.json: $(INTEROP_NODE)/package.json $(INTEROP_NODE)/package-lock.json
+# deps is order-only: npm must be there, but a phony prerequisite would
+# rerun npm ci every time.
+$(INTEROP_NODE)/node_modules/.package-lock.json: $(INTEROP_NODE)/package.json $(INTEROP_NODE)/package-lock.json | deps
 	cd $(INTEROP_NODE) && npm ci --no-audit --no-fund
 	@touch $@
 
