@@ -41,14 +41,17 @@ deps:
 
 faults: deps
 
+# -timeout: a hung test fails with every goroutine's stack instead of
+# holding CI until its own limit (10 min). The root suite takes about
+# 10 s and interop about 10 s on 2 cores.
 race: deps
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 5m ./...
 
 # interop: the same scenarios against real servers (Node ws, Python
 # websockets, nginx as a reverse proxy), started by the tests on 127.0.0.1.
 # It is its own module (interop/go.mod) so the SDK's go.mod stays lean.
 interop: interop-deps
-	cd interop && $(GO) test -race -count=1 ./...
+	cd interop && $(GO) test -race -count=1 -timeout 3m ./...
 
 # interop-deps installs what the interop suite needs, only when missing:
 # the Debian packages of `deps` (nodejs, npm, nginx, python3-websockets)

@@ -35,4 +35,4 @@ bench:
 bench-allocs:
 	$(BENCH_TESTS)
 
-BENCH_TESTS = cd bench && $(GO) test -count=1 -v -run 'Allocs|Resumes' .
+BENCH_TESTS = cd bench && $(GO) test -count=1 -timeout 2m -v -run 'Allocs|Resumes' .
