@@ -191,6 +191,10 @@ func listening(p *process, pidFile, addr string) bool {
 	return false
 }
 
+// nginxPeer names nginx in front of Node's ws, in failures and in
+// expectedSkips.
+const nginxPeer = "nginx→node-ws"
+
 // newNginxPeer starts a Node ws backend and nginx in front of it.
 func newNginxPeer(t *testing.T) *peer {
 	t.Helper()
@@ -198,7 +202,7 @@ func newNginxPeer(t *testing.T) *peer {
 	n := startNginx(t, backend)
 	base := fmt.Sprintf("127.0.0.1:%d", n.port)
 	return &peer{
-		name: "nginx→node-ws",
+		name: nginxPeer,
 		ws:   "ws://" + base,
 		http: "http://" + base,
 		// nginx has a TCP connection of its own to each side: a reset of

@@ -5,6 +5,9 @@ import (
 	"testing"
 )
 
+// nodePeer names Node's ws, in failures and in expectedSkips.
+const nodePeer = "node-ws"
+
 // newNodePeer starts Node's ws (interop/node/server.js, ws pinned in
 // package-lock.json) on a free port of 127.0.0.1.
 func newNodePeer(t *testing.T) *peer {
@@ -12,12 +15,12 @@ func newNodePeer(t *testing.T) *peer {
 	_, port := startNodeServer(t, 0)
 	base := fmt.Sprintf("127.0.0.1:%d", port)
 	return &peer{
-		name:               "node-ws",
+		name:               nodePeer,
 		ws:                 "ws://" + base,
 		http:               "http://" + base,
 		resetReachesClient: true,
-		// ws validates close codes itself: the close rows it refuses are
-		// skipped with ws's own words (see closeCodeRows).
+		// ws validates close codes itself: the rows it refuses are in
+		// expectedSkips, with ws's own words.
 	}
 }
 

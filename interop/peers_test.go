@@ -23,9 +23,9 @@ type peer struct {
 	ws   string // ws://host:port of the WebSocket endpoint the client uses
 	http string // http://host:port where /report is served
 
-	// cannot names the scenarios (or scenario/row) this peer cannot
-	// express, and why; they are skipped for this peer only.
-	cannot map[string]string
+	// skips holds the rows this peer is expected to skip (expectedSkips)
+	// and those it reached and skipped; set by runScenarios.
+	skips *skipLedger
 	// resetReachesClient: a TCP reset by the server arrives as a reset at
 	// the client (not true behind a proxy, which has its own connection).
 	resetReachesClient bool
@@ -43,14 +43,6 @@ func (p *peer) url(path string, kv ...string) string {
 		u += "?" + q.Encode()
 	}
 	return u
-}
-
-// skipIfCannot skips a scenario this peer cannot express.
-func (p *peer) skipIfCannot(t *testing.T, scenario string) {
-	t.Helper()
-	if why, ok := p.cannot[scenario]; ok {
-		t.Skipf("%s cannot express %q: %s", p.name, scenario, why)
-	}
 }
 
 // report is what a server recorded of the connections made with one id.

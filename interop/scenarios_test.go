@@ -18,9 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The scenario set, run against every peer. What a peer cannot express is
-// skipped for that peer only, with the reason: listed in peer.cannot, or
-// found at run time (a close code its library refuses to send).
+// The scenario set, run against every peer. What a peer cannot express (a
+// close code its library refuses to send) is skipped for that peer only,
+// and only if expectedSkips (skips_test.go) lists the row with the
+// library's words.
 var scenarios = []struct {
 	name string
 	run  func(t *testing.T, p *peer)
@@ -37,12 +38,14 @@ var scenarios = []struct {
 }
 
 func runScenarios(t *testing.T, p *peer) {
+	p.skips = newSkipLedger(p.name)
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {
-			p.skipIfCannot(t, s.name)
+			p.enter(t, s.name)
 			s.run(t, p)
 		})
 	}
+	p.checkAllSkipsReached(t)
 }
 
 // testEcho: text and binary messages of the sizes around the frame-length
@@ -113,10 +116,10 @@ type closeRow struct {
 	reason   string
 	action   resocket.Action
 	minDelay time.Duration
-	// unsendable: RFC 6455 §7.4 forbids the code on the wire; a peer is
-	// expected to refuse it (the row is then skipped with its words), and
-	// if it sends it anyway the client must take it as a protocol error
-	// found by itself and reconnect.
+	// unsendable: RFC 6455 §7.4 forbids the code on the wire; the peers
+	// of this suite refuse it (the row is then skipped, as expectedSkips
+	// says), and a peer that sends it anyway must find the client taking
+	// it as a protocol error found by itself, and reconnecting.
 	unsendable bool
 	// reasonLost explains why the client cannot report the reason.
 	reasonLost string
@@ -154,15 +157,20 @@ var closeRows = []closeRow{
 // default policy says: stop, give up, or reconnect (after MinDelay).
 func testCloseCodes(t *testing.T, p *peer) {
 	for _, row := range closeRows {
-		name := strconv.Itoa(row.code)
-		if len(row.reason) > 20 {
-			name += "-long-reason"
-		}
-		t.Run(name, func(t *testing.T) {
-			p.skipIfCannot(t, "close-codes/"+name)
+		t.Run(row.name(), func(t *testing.T) {
+			p.enter(t, "close-codes/"+row.name())
 			testCloseCode(t, p, row)
 		})
 	}
+}
+
+// name names the row's subtest: its code, and whether its reason is long.
+func (r closeRow) name() string {
+	name := strconv.Itoa(r.code)
+	if len(r.reason) > 20 {
+		name += "-long-reason"
+	}
+	return name
 }
 
 func testCloseCode(t *testing.T, p *peer, row closeRow) {
@@ -175,8 +183,8 @@ func testCloseCode(t *testing.T, p *peer, row closeRow) {
 		resocket.Config{Backoff: bo})
 	first := waitFor[resocket.Connected](c, within)
 	ev := c.nextSignificant(within)
-	if m, ok := ev.(resocket.Message); ok && bytes.HasPrefix(m.Data, []byte("REFUSED ")) {
-		t.Skipf("%s cannot send close code %d: %s", p.name, row.code, m.Data[len("REFUSED "):])
+	if words, refused := refusal(ev); refused {
+		p.skip(t, "close-codes/"+row.name(), words)
 	}
 	d, ok := ev.(resocket.Disconnected)
 	require.True(t, ok, "want Disconnected, got %s; events:\n%s", describe(ev), c.history())
@@ -248,8 +256,8 @@ func testCloseWithoutCode(t *testing.T, p *peer) {
 	c := newClient(t, p.url("/close", "id", id), resocket.Config{})
 	first := waitFor[resocket.Connected](c, within)
 	ev := c.nextSignificant(within)
-	if m, ok := ev.(resocket.Message); ok && bytes.HasPrefix(m.Data, []byte("REFUSED ")) {
-		t.Skipf("%s cannot send a close frame without a code: %s", p.name, m.Data[len("REFUSED "):])
+	if words, refused := refusal(ev); refused {
+		p.skip(t, "close-without-code", words)
 	}
 	d, ok := ev.(resocket.Disconnected)
 	require.True(t, ok, "want Disconnected, got %s; events:\n%s", describe(ev), c.history())
@@ -342,7 +350,7 @@ func testRefusals(t *testing.T, p *peer) {
 			name += "-retry-after-" + strings.TrimPrefix(row.retryAfter, "date+")
 		}
 		t.Run(name, func(t *testing.T) {
-			p.skipIfCannot(t, "refusals/"+name)
+			p.enter(t, "refusals/"+name)
 			testRefusal(t, p, row)
 		})
 	}
@@ -654,7 +662,7 @@ func testClientClose(t *testing.T, p *peer) {
 		{"terminate", 0, ""},
 	} {
 		t.Run(row.name, func(t *testing.T) {
-			p.skipIfCannot(t, "client-close/"+row.name)
+			p.enter(t, "client-close/"+row.name)
 			id := uniqueID(t)
 			c := newClient(t, p.url("/echo", "id", id), resocket.Config{})
 			waitFor[resocket.Connected](c, within)
