@@ -5,8 +5,9 @@ GO ?= go
 
 # The fault-injection and interop suites run after the root module's
 # checks, one after the other even under make -j: they measure detection
-# times and should not share two cores with the race run.
-test: fmt-check vet lint race
+# times and should not share two cores with the race run. bench-allocs
+# (mk/bench.mk) asserts exact allocation counts, which load does not change.
+test: fmt-check vet lint race bench-allocs
 	@$(MAKE) --no-print-directory faults
 	@$(MAKE) --no-print-directory interop
 
@@ -30,6 +31,7 @@ lint: $(GOLANGCI)
 	$(GOLANGCI) run ./...
 	cd interop && $(GOLANGCI) run --config ../.golangci.yml ./...
 	cd faults && $(GOLANGCI) run --config ../.golangci.yml ./...
+	cd bench && $(GOLANGCI) run --config ../.golangci.yml ./...
 
 # deps installs what the tests need from Debian, only what is missing
 # (interop/install-deps.sh, with apt-get: CI runs as root): gcc and

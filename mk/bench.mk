@@ -30,8 +30,10 @@ bench:
 	cd bench && $(GO) run $(BENCHSTAT) -col /impl $(BENCH_OUT)/bench.txt | tee $(BENCH_OUT)/benchstat.txt
 	$(BENCH_TESTS)
 
-# bench-allocs: the exact allocation counts (testing.AllocsPerRun) and the
-# TLS resumption the wss figures rely on, against the same child server.
+# bench-allocs: the exact allocation counts (totals of
+# runtime.MemStats.Mallocs, not testing.AllocsPerRun's rounded-down mean:
+# bench/allocs_test.go says why) and the TLS resumption the wss figures
+# rely on, against the same child server. make test runs it too.
 bench-allocs:
 	$(BENCH_TESTS)
 
