@@ -241,11 +241,17 @@ func (r *report) targets() string {
 				r.figure("Recv4K", "gorilla", func(m measurement) float64 { return m.allocsPerOp }).median),
 			met: verdict(al.median <= 3.05, al.max <= 3.05)})
 	}
-	if al := r.figure("Send64", "resocket", func(m measurement) float64 { return m.allocsPerOp }); al.n > 0 {
+	// Send's goal is no allocation beyond gorilla's own on a connection
+	// dialed the same way: resocket-nopool has gorilla's DefaultDialer.
+	// (resocket's default dialer pools the write buffer, which costs
+	// gorilla one allocation per message; TestResocketSendAllocs compares
+	// that case with gorilla given a pool.)
+	if al := r.figure("Send64", "resocket-nopool", func(m measurement) float64 { return m.allocsPerOp }); al.n > 0 {
 		g := r.figure("Send64", "gorilla", func(m measurement) float64 { return m.allocsPerOp })
-		ts = append(ts, target{what: "Send64 allocs per message, resocket", goal: fmt.Sprintf("≤ gorilla's (%.2f)", g.median),
-			got: fmt.Sprintf("%.2f [%.2f, %.2f]", al.median, al.min, al.max),
-			met: verdict(al.median <= g.median+0.05, al.max <= g.median+0.05)})
+		ts = append(ts, target{what: "Send64 allocs per message, resocket with gorilla's dialer (resocket-nopool)",
+			goal: fmt.Sprintf("≤ gorilla's (%.2f)", g.median),
+			got:  fmt.Sprintf("%.2f [%.2f, %.2f]", al.median, al.min, al.max),
+			met:  verdict(al.median <= g.median+0.05, al.max <= g.median+0.05)})
 	}
 	for _, bench := range []string{"ReconnectWS", "ReconnectWSS"} {
 		s := r.costRatio(bench, "resocket")

@@ -31,7 +31,7 @@ type stormPolicy struct {
 }
 
 var stormPolicies = []stormPolicy{
-	{name: "default", desc: "default Config (DefaultBackoff: full jitter, first delay uniform in [0, 1 s))",
+	{name: "default", desc: "default Config (DefaultBackoff: 100 ms + full jitter, first delay uniform in [100 ms, 1 s))",
 		code: 1012, cfg: func() resocket.Config { return resocket.Config{} }},
 	{name: "fixed-100ms", desc: "Backoff: a constant 100 ms (backoff.NewConstantBackOff)", code: 1012,
 		cfg: func() resocket.Config {
