@@ -56,7 +56,9 @@ type Client struct {
 	readyCh  chan struct{} // closed while ready != nil
 	dialing  net.Conn      // the raw connection of a handshake under way
 	queue    sendQueue
-	last     Disconnect // the latest Disconnect, for Dial's error and Stats
+	session  *session      // with Config.Resume: the outbox and the resume point
+	progress chan struct{} // closed when acks or the flusher make progress; see progressLocked
+	last     Disconnect    // the latest Disconnect, for Dial's error and Stats
 	err      error
 	forceGen uint64 // counts ForceReconnect calls
 
@@ -91,6 +93,9 @@ func New(url string, cfg Config) (*Client, error) {
 		state:      StateConnecting,
 		readyCh:    make(chan struct{}),
 		queue:      sendQueue{limit: s.sendBuffer},
+	}
+	if s.resume {
+		c.session = &session{codec: s.resumeCodec, limitMsgs: s.sendBuffer, limitBytes: s.resumeBufferBytes}
 	}
 	c.events = emitter{
 		ch:         make(chan Event, s.eventBuffer),
@@ -206,6 +211,9 @@ func (c *Client) Send(ctx context.Context, typ MessageType, data []byte) error {
 	if typ != MessageText && typ != MessageBinary {
 		return fmt.Errorf("%w: %d", ErrInvalidMessageType, int(typ))
 	}
+	if c.session != nil {
+		return c.sendResumable(ctx, typ, data)
+	}
 	c.mu.Lock()
 	conn := c.ready
 	for conn != nil && c.closeReq == nil {
@@ -277,6 +285,9 @@ func (c *Client) Close(code StatusCode, reason string) error {
 	}
 	first, live := c.requestClose(code, reason, false)
 	if first && live != nil {
+		if c.session != nil {
+			c.finalAck(live)
+		}
 		live.sendClose(code, reason, c.closeDeadline())
 	}
 	c.awaitEnd()

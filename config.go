@@ -96,6 +96,23 @@ type Config struct {
 	// Logger receives structured lifecycle logs; nil means silent.
 	// Header values are never logged.
 	Logger *slog.Logger
+	// Resume turns on resumable delivery (docs/protocol.md): every data
+	// message reaches the other side exactly once and in order, in both
+	// directions, across reconnects, as long as the server keeps the
+	// session. The server must speak the protocol (the package session
+	// does); one that does not fails the attempt with an error wrapping
+	// ErrResumeUnsupported, and DefaultPolicy gives up. With Resume,
+	// SendBuffer bounds the outbox of unacknowledged messages (it may not
+	// be negative), and Send waits for room in it; see Send.
+	Resume bool
+	// ResumeBufferBytes bounds the bytes held in the outbox with Resume;
+	// 0 means DefaultResumeBufferBytes. A single larger message is taken
+	// when the outbox is empty.
+	ResumeBufferBytes int
+	// ResumeCodec frames the resume protocol; nil means the built-in one
+	// of docs/protocol.md. Set it to resume with a server that numbers and
+	// acknowledges messages its own way. It needs Resume.
+	ResumeCodec ResumeCodec
 	// StableAfter is how long a connection must stay up before the backoff
 	// and the attempt count reset, so that a server that accepts and drops
 	// at once gets growing delays, not a tight loop; 0 means
@@ -161,6 +178,10 @@ type settings struct {
 	onConnect    func(ctx context.Context, conn *Conn) error
 	onEvent      func(Event)
 	logger       *slog.Logger // nil when silent: no log arguments are built at all
+
+	resume            bool
+	resumeCodec       ResumeCodec
+	resumeBufferBytes int
 }
 
 func newSettings(rawURL string, cfg Config) (*settings, error) {
@@ -188,6 +209,13 @@ func newSettings(rawURL string, cfg Config) (*settings, error) {
 		onConnect:    cfg.OnConnect,
 		onEvent:      cfg.OnEvent,
 		logger:       cfg.Logger,
+
+		resume:            cfg.Resume,
+		resumeCodec:       cfg.ResumeCodec,
+		resumeBufferBytes: orDefault(cfg.ResumeBufferBytes, DefaultResumeBufferBytes),
+	}
+	if s.resume && s.resumeCodec == nil {
+		s.resumeCodec = builtinCodec{}
 	}
 	for _, raw := range cfg.URLs {
 		extra, err := parseURL(raw)
@@ -263,6 +291,12 @@ func (cfg Config) check() error {
 		return bad("ReadLimit", cfg.ReadLimit)
 	case cfg.StableAfter < 0:
 		return bad("StableAfter", cfg.StableAfter)
+	case cfg.ResumeBufferBytes < 0:
+		return bad("ResumeBufferBytes", cfg.ResumeBufferBytes)
+	case cfg.Resume && cfg.SendBuffer < 0:
+		return fmt.Errorf("%w: Resume needs a send buffer (the outbox); SendBuffer is %d", ErrInvalidConfig, cfg.SendBuffer)
+	case cfg.ResumeCodec != nil && !cfg.Resume:
+		return fmt.Errorf("%w: ResumeCodec is set without Resume", ErrInvalidConfig)
 	}
 	return checkHeader(cfg.Header, len(cfg.Subprotocols) > 0)
 }

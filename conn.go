@@ -39,6 +39,12 @@ type Conn struct {
 	activity atomic.Uint64
 	busy     atomic.Bool
 
+	// With Config.Resume: whether the handshake resumed the session, and
+	// the number from which the flusher replays the outbox. Set by the
+	// loop before the connection is shared.
+	resumed    bool
+	replayFrom uint64
+
 	endOnce sync.Once
 	ended   chan struct{} // closed by kill
 	endErr  error         // why the client cut the connection; set before ended closes
@@ -98,13 +104,22 @@ func (c *Conn) write(ctx context.Context, typ MessageType, data []byte) error {
 		return err
 	}
 	defer c.unlock()
+	return c.writeLocked(ctx, typ, data, len(data))
+}
+
+// writeLocked is write for a caller that holds the write lock. payload is
+// the application's bytes in data, counted in Stats; -1 for a frame of the
+// resume protocol's own (an ack), which is not counted.
+func (c *Conn) writeLocked(ctx context.Context, typ MessageType, data []byte, payload int) error {
 	if c.isEnded() {
 		return errConnEnded
 	}
 	err := writeMessage(ctx, c.ws, typ, data, &c.hasDeadline)
 	if err == nil {
-		c.counters.msgsOut.Add(1)
-		c.counters.bytesOut.Add(uint64(len(data)))
+		if payload >= 0 {
+			c.counters.msgsOut.Add(1)
+			c.counters.bytesOut.Add(uint64(payload))
+		}
 		return nil
 	}
 	if !errors.Is(err, errCloseSent) {

@@ -65,6 +65,15 @@ func (c *Client) handshake(endpoint string) (ws *websocket.Conn, header http.Hea
 // requestHeader is Header with HeaderFunc's headers merged over it.
 func (c *Client) requestHeader() (http.Header, error) {
 	request := c.cfg.header.Clone()
+	if s := c.session; s != nil {
+		if request == nil {
+			request = make(http.Header)
+		}
+		c.mu.Lock()
+		point := s.point()
+		c.mu.Unlock()
+		defer s.codec.Offer(request, point) // last: HeaderFunc cannot override it
+	}
 	if c.cfg.headerFunc == nil {
 		return request, nil
 	}

@@ -46,6 +46,15 @@ var (
 	// ErrInvalidMessageType is wrapped by Send for a type other than
 	// MessageText and MessageBinary.
 	ErrInvalidMessageType = errors.New("resocket: invalid message type")
+	// ErrResumeUnsupported is wrapped by the Disconnect.Err of an attempt
+	// with Config.Resume whose server answered without the resume
+	// protocol. DefaultPolicy gives up: the server will not learn it.
+	ErrResumeUnsupported = errors.New("resocket: server does not speak the resume protocol")
+	// ErrResumeProtocol is wrapped by the Disconnect.Err of a connection
+	// whose server broke the resume protocol: an acknowledgement of
+	// messages never sent, a resume point in the future, a malformed
+	// frame. The connection is closed with 1002.
+	ErrResumeProtocol = errors.New("resocket: resume protocol violated")
 )
 
 // maxReasonLen is the longest close reason: a control frame carries at most

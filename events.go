@@ -28,6 +28,10 @@ type Connected struct {
 	Subprotocol string
 	Header      http.Header
 	URL         string // the endpoint, with any password redacted
+	// Resumed, with Config.Resume, says that this connection continues
+	// the previous session: nothing was lost. False on the first
+	// connection and after a SessionLost.
+	Resumed bool
 }
 
 // Message is a data message received on connection ConnID. Data is the
@@ -67,6 +71,17 @@ type Closed struct {
 	Unsent []Message
 }
 
+// SessionLost reports, with Config.Resume, that the server no longer had
+// the session (it expired, or its Store went away). InDoubt holds, in
+// order, the messages sent in the lost session that the server never
+// acknowledged: some may have been processed. They are not sent again.
+// Messages that were never written are not in doubt: they go first in the
+// new session. A Connected with Resumed == false follows.
+type SessionLost struct {
+	InDoubt []Message
+}
+
+func (SessionLost) isEvent()  {}
 func (Connecting) isEvent()   {}
 func (Connected) isEvent()    {}
 func (Message) isEvent()      {}

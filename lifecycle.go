@@ -135,6 +135,10 @@ func (c *Client) finish(err error) {
 	c.setStateLocked(StateClosed)
 	c.err = err
 	unsent := c.queue.drain()
+	if c.session != nil {
+		unsent = c.session.drain()
+	}
+	c.progressedLocked()
 	c.mu.Unlock()
 	c.cancel()
 	if log := c.cfg.logger; err != nil && log != nil {

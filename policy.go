@@ -90,12 +90,13 @@ const tryAgainLaterDelay = 5 * time.Second
 //
 // Network errors (refused, reset, timeout, DNS) arrive as 1006 and
 // reconnect. An error wrapping ErrInvalidConfig (a HeaderFunc returning a
-// header the handshake sets itself) gives up.
+// header the handshake sets itself) or ErrResumeUnsupported (Config.Resume
+// and a server without the protocol) gives up.
 func DefaultPolicy(d Disconnect) Decision {
 	if d.HTTPStatus != 0 {
 		return handshakePolicy(d)
 	}
-	if errors.Is(d.Err, ErrInvalidConfig) {
+	if errors.Is(d.Err, ErrInvalidConfig) || errors.Is(d.Err, ErrResumeUnsupported) {
 		return Decision{Action: GiveUp} // retrying cannot fix it
 	}
 	switch c := d.Code; {

@@ -23,8 +23,8 @@ var readBufs = sync.Pool{New: func() any {
 const maxPooledReadBuf = 64 << 10
 
 // read delivers the connection's messages to Events until it fails, and
-// says why it ended. It runs on the loop.
-func (c *Client) read(conn *Conn) Disconnect {
+// says why it ended. It runs on the loop. ack is nil without Config.Resume.
+func (c *Client) read(conn *Conn, ack *acker) Disconnect {
 	for {
 		typ, r, err := conn.ws.NextReader()
 		if err != nil {
@@ -34,9 +34,23 @@ func (c *Client) read(conn *Conn) Disconnect {
 		if err != nil {
 			return readDisconnect(conn, err)
 		}
+		msg := Message{ConnID: conn.id, Type: MessageType(typ), Data: data}
+		if ack != nil {
+			var deliver bool
+			if msg, deliver, err = c.unframe(conn, msg); err != nil {
+				return c.protocolError(conn, err)
+			}
+			if !deliver {
+				continue
+			}
+		}
 		c.counters.msgsIn.Add(1)
-		c.counters.bytesIn.Add(uint64(len(data)))
-		var ev Event = Message{ConnID: conn.id, Type: MessageType(typ), Data: data} // boxed once
+		c.counters.bytesIn.Add(uint64(len(msg.Data)))
+		var ev Event = msg // boxed once
+		if ack != nil {
+			c.deliverNumbered(conn, ev, ack)
+			continue
+		}
 		if c.events.tryMessage(ev) {
 			continue
 		}

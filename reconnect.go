@@ -39,7 +39,8 @@ func (c *Client) connectLoop() error {
 			forceSeen = c.forceCount() // a ForceReconnect during the dial is served by this connection
 			c.logConnected(endpoint, conn, attempt)
 			d = c.serve(conn, Connected{ConnID: conn.id, Attempt: attempt,
-				Subprotocol: conn.ws.Subprotocol(), Header: header, URL: endpoint.Redacted()})
+				Subprotocol: conn.ws.Subprotocol(), Header: header, URL: endpoint.Redacted(),
+				Resumed: conn.resumed})
 			if d.Uptime >= c.cfg.stableAfter {
 				// It stayed up: the next failure starts a fresh count.
 				c.callback(c.bo.Reset)
@@ -225,6 +226,11 @@ func (c *Client) open(endpoint string) (*Conn, http.Header, Disconnect) {
 		c.drop(conn, req.code, req.reason, !req.terminate)
 		return nil, nil, Disconnect{}
 	}
+	if c.session != nil {
+		if d, ok := c.resume(conn, header); !ok {
+			return nil, nil, d
+		}
+	}
 	if c.cfg.onConnect == nil {
 		return conn, header, Disconnect{}
 	}
@@ -260,22 +266,31 @@ func (c *Client) serve(conn *Conn, connected Connected) Disconnect {
 		ka = startKeepalive(conn, c.cfg.pingInterval, c.cfg.pongTimeout)
 	}
 	var flushing sync.WaitGroup
+	var ack *acker
 	c.mu.Lock()
-	if c.queue.len() == 0 {
-		c.markReadyLocked(conn)
-	} else {
+	switch {
+	case c.session != nil && conn.replayFrom <= c.session.last():
+		flushing.Add(1)
+		go c.flushResumable(conn, conn.replayFrom, &flushing)
+	case c.session == nil && c.queue.len() > 0:
 		// Flush beside the reader: a peer that answers what we flush must
 		// not block on us while we block on it.
 		flushing.Add(1)
 		go c.flush(conn, &flushing)
+	default:
+		c.markReadyLocked(conn)
+	}
+	if c.session != nil {
+		ack = newAcker(c, conn)
 	}
 	c.mu.Unlock()
 	c.events.lifecycle(connected) // the state is Connected once the buffer is flushed
 
-	d := c.read(conn)
+	d := c.read(conn, ack)
 
 	conn.kill(errConnEnded) // stops the flusher and any Send blocked on the socket
 	flushing.Wait()
+	ack.stop()
 	ka.stop()
 	c.unready(conn)
 	d.Uptime = time.Since(conn.opened)
@@ -305,6 +320,7 @@ func (c *Client) flush(conn *Conn, wg *sync.WaitGroup) {
 		}
 		c.mu.Lock()
 		c.queue.pop()
+		c.progressedLocked()
 		c.mu.Unlock()
 	}
 }

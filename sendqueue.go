@@ -5,11 +5,16 @@ package resocket
 type sendQueue struct {
 	msgs  []Message
 	limit int // most messages held; 0: buffering off
+
+	pushed, popped uint64 // in total, for Flush
 }
 
-func (q *sendQueue) full() bool     { return len(q.msgs) >= q.limit }
-func (q *sendQueue) len() int       { return len(q.msgs) }
-func (q *sendQueue) push(m Message) { q.msgs = append(q.msgs, m) }
+func (q *sendQueue) full() bool { return len(q.msgs) >= q.limit }
+func (q *sendQueue) len() int   { return len(q.msgs) }
+func (q *sendQueue) push(m Message) {
+	q.msgs = append(q.msgs, m)
+	q.pushed++
+}
 
 // front returns the oldest message; the queue must not be empty.
 func (q *sendQueue) front() Message { return q.msgs[0] }
@@ -19,6 +24,7 @@ func (q *sendQueue) front() Message { return q.msgs[0] }
 func (q *sendQueue) pop() {
 	q.msgs[0] = Message{}
 	q.msgs = q.msgs[1:]
+	q.popped++
 	if len(q.msgs) == 0 {
 		q.msgs = nil
 	}

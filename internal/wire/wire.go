@@ -1,0 +1,99 @@
+// Package wire holds the built-in resume protocol's names and frame
+// formats, shared by the client (package resocket) and the server
+// (package session). docs/protocol.md is the specification; this package
+// is its one implementation in Go.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Handshake headers, on the upgrade request and on the 101 response.
+const (
+	HeaderResume   = "Resocket-Resume"   // protocol version, both ways
+	HeaderSession  = "Resocket-Session"  // session ID
+	HeaderSecret   = "Resocket-Secret"   // the secret issued with a new session
+	HeaderReceived = "Resocket-Received" // data messages received from the peer
+	HeaderResumed  = "Resocket-Resumed"  // response only: "1" resumed, "0" new session
+	HeaderError    = "Resocket-Error"    // response to a refused handshake: why
+)
+
+// Version is the protocol version this package speaks.
+const Version = "1"
+
+// Frame kinds: the first byte of every WebSocket data message.
+const (
+	KindData byte = 0x00 // the rest is one application message, of the frame's WebSocket type
+	KindAck  byte = 0x01 // binary; 8 bytes follow: the cumulative count received, big-endian
+)
+
+// AckLen is the length of an ack frame.
+const AckLen = 9
+
+// MaxCountLen bounds a decimal count in a header: 2^64-1 has 20 digits.
+const MaxCountLen = 20
+
+// ErrMalformed is wrapped by every parse error of this package.
+var ErrMalformed = errors.New("malformed")
+
+// AppendAck appends the ack frame for count received messages.
+func AppendAck(dst []byte, count uint64) []byte {
+	dst = append(dst, KindAck)
+	return binary.BigEndian.AppendUint64(dst, count)
+}
+
+// ParseAck reads an ack frame (kind byte included).
+func ParseAck(frame []byte) (uint64, error) {
+	if len(frame) != AckLen || frame[0] != KindAck {
+		return 0, fmt.Errorf("%w ack frame of %d bytes", ErrMalformed, len(frame))
+	}
+	return binary.BigEndian.Uint64(frame[1:]), nil
+}
+
+// ParseCount reads a decimal count from a header: digits only, no sign, no
+// leading zeros beyond "0" itself, at most 2^64-1.
+func ParseCount(s string) (uint64, error) {
+	if s == "" || len(s) > MaxCountLen || (len(s) > 1 && s[0] == '0') {
+		return 0, fmt.Errorf("%w count %q", ErrMalformed, clip(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Errorf("%w count %q", ErrMalformed, clip(s))
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w count %q", ErrMalformed, clip(s))
+	}
+	return n, nil
+}
+
+// FormatCount writes a count for a header.
+func FormatCount(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// ValidToken reports whether s may be a session ID or secret: 1 to 128
+// characters of the URL-safe base64 alphabet.
+func ValidToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func clip(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}

@@ -1,0 +1,487 @@
+package resocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Resumable delivery, the client's side (Config.Resume): the outbox of
+// numbered messages the server has not acknowledged, the count of the
+// server's messages handed to the application, and their exchange at each
+// handshake. docs/protocol.md is the protocol; the codec frames it.
+
+// Acknowledgements are batched: one after ackEvery messages, or ackDelay
+// after the first message not yet acknowledged, whichever comes first.
+const (
+	ackEvery = 64
+	ackDelay = 50 * time.Millisecond
+)
+
+// DefaultResumeBufferBytes bounds the bytes held in the outbox of
+// unacknowledged messages when Config.ResumeBufferBytes is 0.
+const DefaultResumeBufferBytes = 16 << 20
+
+// session is the client's half of a resumable session. The client's mutex
+// guards every field but received.
+type session struct {
+	codec      ResumeCodec
+	limitMsgs  int
+	limitBytes int
+
+	id, secret string
+	acked      uint64    // the server has every message numbered up to here
+	out        []Message // numbered acked+1, acked+2, ...: sent or not, unacknowledged
+	outBytes   int
+	sent       uint64 // the highest number whose write has begun, on any connection
+
+	// received counts the server's data messages handed to the
+	// application; the loop writes it, the acker reads it.
+	received atomic.Uint64
+}
+
+// last is the number of the newest message in the outbox.
+func (s *session) last() uint64 { return s.acked + uint64(len(s.out)) }
+
+// hasRoom reports whether a message of n bytes fits; an empty outbox
+// takes any message, or one over the byte limit could never be sent.
+func (s *session) hasRoom(n int) bool {
+	if len(s.out) == 0 {
+		return true
+	}
+	return len(s.out) < s.limitMsgs && s.outBytes+n <= s.limitBytes
+}
+
+// push numbers a copy of data into the outbox and returns its number.
+func (s *session) push(typ MessageType, data []byte) uint64 {
+	s.out = append(s.out, Message{Type: typ, Data: append([]byte(nil), data...)})
+	s.outBytes += len(data)
+	return s.last()
+}
+
+// at returns message number seq, which must be in the outbox.
+func (s *session) at(seq uint64) Message { return s.out[seq-s.acked-1] }
+
+// ack drops every message up to n. The caller has checked n <= s.sent.
+func (s *session) ack(n uint64) {
+	if n <= s.acked {
+		return
+	}
+	k := int(n - s.acked) //nolint:gosec // n <= s.sent <= s.last(): at most len(s.out)
+	for i := range k {
+		s.outBytes -= len(s.out[i].Data)
+		s.out[i] = Message{}
+	}
+	s.out = s.out[k:]
+	if len(s.out) == 0 {
+		s.out = nil // release a burst's backing array
+	}
+	s.acked = n
+}
+
+// drain empties the outbox and returns what it held, in order.
+func (s *session) drain() []Message {
+	m := s.out
+	s.out, s.outBytes = nil, 0
+	s.acked = s.last()
+	return m
+}
+
+// point is what the next handshake asks to resume.
+func (s *session) point() ResumePoint {
+	return ResumePoint{Session: s.id, Secret: s.secret, Received: s.received.Load()}
+}
+
+// errResume marks what the server did wrong in the protocol.
+func errResume(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrResumeProtocol, fmt.Sprintf(format, args...))
+}
+
+// resumed takes in the server's answer to a handshake, on the loop. It
+// returns the number from which the outbox is replayed on the new
+// connection and, when the session asked for was lost, the messages whose
+// fate is unknown.
+func (c *Client) resumed(a ResumeAnswer) (from uint64, inDoubt []Message, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.session
+	switch {
+	case a.Resumed && s.id == "":
+		return 0, nil, errResume("server resumed a session the client never had")
+	case a.Resumed && a.Session != s.id:
+		return 0, nil, errResume("server resumed another session")
+	case a.Resumed && (a.Received < s.acked || a.Received > s.sent):
+		return 0, nil, errResume("server has %d messages; acknowledged %d, sent %d", a.Received, s.acked, s.sent)
+	case a.Resumed:
+		s.ack(a.Received)
+		c.progressedLocked() // the handshake acknowledges too
+		return a.Received + 1, nil, nil
+	case !a.Resumed && a.Received != 0:
+		return 0, nil, errResume("new session that has %d messages already", a.Received)
+	}
+	// A new session. Messages of the old one that were written may have
+	// been processed: they are in doubt. Those never written are not, and
+	// go first in the new session.
+	if s.id != "" && s.sent > s.acked {
+		k := int(s.sent - s.acked) //nolint:gosec // s.sent <= s.last(): at most len(s.out)
+		inDoubt = append([]Message(nil), s.out[:k]...)
+		s.ack(s.sent)
+	}
+	s.id, s.secret = a.Session, a.Secret
+	s.out = append([]Message(nil), s.out...)
+	s.acked, s.sent = 0, 0
+	s.received.Store(0)
+	c.progressedLocked()
+	return 1, inDoubt, nil
+}
+
+// onAck takes in an acknowledgement from the server, on the loop.
+func (c *Client) onAck(n uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.session
+	if n > s.sent {
+		return errResume("ack of %d messages; %d sent", n, s.sent)
+	}
+	if n > s.acked {
+		s.ack(n)
+		c.progressedLocked()
+	}
+	return nil
+}
+
+// progressedLocked wakes whoever waits for the outbox to shrink or for
+// the send buffer to be written (Send with a full outbox, Flush).
+func (c *Client) progressedLocked() {
+	if c.progress != nil {
+		close(c.progress)
+		c.progress = nil
+	}
+}
+
+// progressLocked returns a channel closed at the next progress.
+func (c *Client) progressLocked() <-chan struct{} {
+	if c.progress == nil {
+		c.progress = make(chan struct{})
+	}
+	return c.progress
+}
+
+// sendResumable is Send with Config.Resume: the message is numbered into
+// the outbox and, when a connection is ready, written at once. Numbering
+// happens under the connection's write lock, so that messages go on the
+// wire in the order of their numbers. It runs on the caller's goroutine.
+func (c *Client) sendResumable(ctx context.Context, typ MessageType, data []byte) error {
+	for {
+		c.mu.Lock()
+		if c.closeReq != nil || c.state == StateClosed {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		s := c.session
+		if !s.hasRoom(len(data)) {
+			progress := c.progressLocked()
+			c.mu.Unlock()
+			select {
+			case <-progress:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-c.ctx.Done():
+				return ErrClosed
+			}
+		}
+		conn := c.ready
+		if conn == nil {
+			s.push(typ, data) // replayed once a connection is back
+			c.mu.Unlock()
+			return nil
+		}
+		c.mu.Unlock()
+		if err := conn.lock(ctx); err != nil {
+			if errors.Is(err, errConnEnded) {
+				continue // it went while we waited: numbered for the next one
+			}
+			return err
+		}
+		c.mu.Lock()
+		if c.ready != conn || c.closeReq != nil || !s.hasRoom(len(data)) {
+			c.mu.Unlock()
+			conn.unlock()
+			continue
+		}
+		seq := s.push(typ, data)
+		s.sent = seq
+		c.mu.Unlock()
+		// Numbered: if the write fails, the next connection replays it.
+		_ = c.writeData(ctx, conn, seq, typ, data)
+		conn.unlock()
+		return nil
+	}
+}
+
+// frameBufs holds the buffers frames are encoded into.
+var frameBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, 512)
+	return &b
+}}
+
+// writeData writes data message seq on conn, whose write lock the caller
+// holds.
+func (c *Client) writeData(ctx context.Context, conn *Conn, seq uint64, typ MessageType, data []byte) error {
+	bp := frameBufs.Get().(*[]byte)
+	ftyp, frame := c.session.codec.AppendData((*bp)[:0], seq, typ, data)
+	err := conn.writeLocked(ctx, ftyp, frame, len(data))
+	if cap(frame) <= maxPooledReadBuf {
+		*bp = frame[:0]
+		frameBufs.Put(bp)
+	}
+	return err
+}
+
+// writeAck acknowledges n of the server's messages on conn.
+func (c *Client) writeAck(ctx context.Context, conn *Conn, n uint64) error {
+	var buf [16]byte
+	typ, frame := c.session.codec.AppendAck(buf[:0], n)
+	if err := conn.lock(ctx); err != nil {
+		return err
+	}
+	defer conn.unlock()
+	return conn.writeLocked(ctx, typ, frame, -1)
+}
+
+// flushResumable runs on the flusher: it replays the outbox on a fresh
+// connection from number from, then makes the connection ready.
+func (c *Client) flushResumable(conn *Conn, from uint64, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for seq := from; ; seq++ {
+		c.mu.Lock()
+		s := c.session
+		if c.closeReq != nil || conn.isEnded() {
+			c.mu.Unlock()
+			return
+		}
+		if seq > s.last() {
+			c.markReadyLocked(conn)
+			c.mu.Unlock()
+			return
+		}
+		if seq <= s.acked {
+			c.mu.Unlock()
+			continue
+		}
+		m := s.at(seq)
+		s.sent = max(s.sent, seq)
+		c.mu.Unlock()
+		if err := conn.lock(c.ctx); err != nil {
+			return
+		}
+		err := c.writeData(c.ctx, conn, seq, m.Type, m.Data)
+		conn.unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// acker acknowledges the server's messages on one connection, in
+// batches, from a timer: the loop, which counts them, never writes.
+type acker struct {
+	c    *Client
+	conn *Conn
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	armed   bool
+	stopped bool
+	acked   uint64 // the count last acknowledged
+	pending sync.WaitGroup
+}
+
+func newAcker(c *Client, conn *Conn) *acker {
+	a := &acker{c: c, conn: conn, acked: c.session.received.Load()}
+	a.timer = time.AfterFunc(time.Hour, a.fire)
+	a.timer.Stop()
+	return a
+}
+
+// delivered is called by the loop after each message handed to the
+// application, with the count so far.
+func (a *acker) delivered(n uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return
+	}
+	due := n-a.acked >= ackEvery
+	if a.armed {
+		if due && a.timer.Stop() {
+			a.timer.Reset(0) // still counted in pending from when it was armed
+		}
+		return
+	}
+	a.armed = true
+	a.pending.Add(1)
+	if due {
+		a.timer.Reset(0)
+	} else {
+		a.timer.Reset(ackDelay)
+	}
+}
+
+// fire runs on a timer goroutine of its own.
+func (a *acker) fire() {
+	defer a.pending.Done()
+	a.mu.Lock()
+	a.armed = false
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	n := a.c.session.received.Load()
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(a.c.ctx, a.c.cfg.closeTimeout)
+	defer cancel()
+	if a.c.writeAck(ctx, a.conn, n) == nil {
+		a.mu.Lock()
+		a.acked = max(a.acked, n)
+		a.mu.Unlock()
+	}
+}
+
+// stop ends the acker and waits for a firing under way; it runs on the
+// loop after the connection has been cut.
+func (a *acker) stop() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	a.stopped = true
+	if a.armed && a.timer.Stop() {
+		a.armed = false
+		a.pending.Done()
+	}
+	a.mu.Unlock()
+	a.pending.Wait()
+}
+
+// Flush returns once every message Send accepted before the call is
+// safe: with Config.Resume, acknowledged by the server; without it,
+// written (the send buffer flushed up to them). It returns ctx's error if
+// ctx ends first, and an error wrapping ErrClosed if the client ends
+// first (the messages are then in Closed.Unsent).
+func (c *Client) Flush(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var done func() bool
+	if s := c.session; s != nil {
+		target := s.last()
+		done = func() bool { return s.acked >= target }
+	} else {
+		target := c.queue.pushed
+		done = func() bool { return c.queue.popped >= target }
+	}
+	for !done() {
+		if c.state == StateClosed {
+			return fmt.Errorf("%w before the flush completed", ErrClosed)
+		}
+		progress := c.progressLocked()
+		c.mu.Unlock()
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			c.mu.Lock()
+			return ctx.Err()
+		}
+		c.mu.Lock()
+	}
+	return nil
+}
+
+// resume takes in the server's answer to the handshake on a fresh
+// connection, on the loop: it reports a lost session, and sets where the
+// replay starts. When the server does not speak the protocol, or breaks
+// it, it closes the connection and says why.
+func (c *Client) resume(conn *Conn, header http.Header) (Disconnect, bool) {
+	answer, err := c.session.codec.Answer(header)
+	var inDoubt []Message
+	if err == nil {
+		conn.replayFrom, inDoubt, err = c.resumed(answer)
+	}
+	switch {
+	case errors.Is(err, ErrResumeUnsupported):
+		c.drop(conn, StatusMandatoryExtension, "resume protocol expected", true)
+		return Disconnect{Code: StatusMandatoryExtension, Err: err}, false
+	case err != nil && !errors.Is(err, ErrResumeProtocol):
+		err = fmt.Errorf("%w: %w", ErrResumeProtocol, err)
+		fallthrough
+	case err != nil:
+		c.drop(conn, StatusProtocolError, "resume protocol violated", true)
+		return Disconnect{Code: StatusProtocolError, Err: err}, false
+	}
+	conn.resumed = answer.Resumed
+	if inDoubt != nil {
+		c.events.lifecycle(SessionLost{InDoubt: inDoubt})
+	}
+	return Disconnect{}, true
+}
+
+// unframe decodes a message from the server, on the loop: an ack is taken
+// in, a data message already delivered is dropped. deliver says whether
+// msg, now the application's message, is new.
+func (c *Client) unframe(conn *Conn, msg Message) (_ Message, deliver bool, err error) {
+	f, err := c.session.codec.Decode(msg.Type, msg.Data)
+	if err != nil {
+		return msg, false, fmt.Errorf("%w: %w", ErrResumeProtocol, err)
+	}
+	if f.Ack {
+		return msg, false, c.onAck(f.Received)
+	}
+	received := c.session.received.Load()
+	switch {
+	case f.Seq == 0 || f.Seq == received+1:
+	case f.Seq <= received:
+		return msg, false, nil // a replay of what the application has: once is enough
+	default:
+		return msg, false, errResume("message %d after %d: a gap", f.Seq, received)
+	}
+	return Message{ConnID: conn.id, Type: f.Type, Data: f.Data}, true, nil
+}
+
+// deliverNumbered hands a data message to the application and counts it
+// as received, which is what the next ack acknowledges. It runs on the
+// loop.
+func (c *Client) deliverNumbered(conn *Conn, ev Event, ack *acker) {
+	if !c.events.tryMessage(ev) {
+		conn.busy.Store(true)
+		c.events.message(ev)
+		conn.activity.Add(1)
+		conn.busy.Store(false)
+	}
+	n := c.session.received.Add(1)
+	ack.delivered(n)
+}
+
+// protocolError ends a connection whose server broke the resume protocol:
+// a close frame with 1002, and the Disconnect that says why.
+func (c *Client) protocolError(conn *Conn, err error) Disconnect {
+	if c.cfg.logger != nil {
+		c.cfg.logger.Warn("resocket: resume protocol violated", "conn", conn.id, "err", err)
+	}
+	conn.sendClose(StatusProtocolError, "resume protocol violated", time.Now().Add(c.cfg.closeTimeout))
+	conn.kill(err)
+	return Disconnect{Code: StatusProtocolError, Err: err}
+}
+
+// finalAck acknowledges, before Close's close frame, what the application
+// has received, so that the server's Flush is not left waiting. It runs
+// on Close's caller, bounded by the close deadline.
+func (c *Client) finalAck(conn *Conn) {
+	ctx, cancel := context.WithDeadline(context.Background(), c.closeDeadline())
+	defer cancel()
+	_ = c.writeAck(ctx, conn, c.session.received.Load())
+}

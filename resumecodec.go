@@ -1,0 +1,136 @@
+package resocket
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/resocket/resocket/internal/wire"
+)
+
+// ResumeCodec puts a resumable session on the wire: how the handshake
+// names the session and its resume point, and how data messages and
+// acknowledgements are framed. The client's machinery (numbering, the
+// outbox, acknowledgements, replay, deduplication) is the same whatever
+// the codec. nil in Config.ResumeCodec means the built-in protocol of
+// docs/protocol.md, which the package session serves.
+//
+// Plug in a codec of your own when your server already numbers and
+// acknowledges messages (a gateway that resumes with a session ID and a
+// sequence number, say). Its methods run on the client's goroutines, one
+// call at a time per connection for Decode; they must not block.
+type ResumeCodec interface {
+	// Offer adds to the upgrade request's headers what asks the server to
+	// resume p, or, when p.Session is empty, to start a new session.
+	Offer(h http.Header, p ResumePoint)
+	// Answer reads the server's 101 response headers. An error wrapping
+	// ErrResumeUnsupported means the server does not speak the protocol;
+	// any other error fails the attempt as a protocol error.
+	Answer(h http.Header) (ResumeAnswer, error)
+	// AppendData appends to dst the frame that carries data message number
+	// seq (counted from 1 within the session), and returns the WebSocket
+	// message type to send it as.
+	AppendData(dst []byte, seq uint64, typ MessageType, data []byte) (MessageType, []byte)
+	// AppendAck appends to dst the frame that acknowledges the first
+	// received data messages from the server, and returns its type.
+	AppendAck(dst []byte, received uint64) (MessageType, []byte)
+	// Decode parses one message from the server. The returned frame may
+	// share frame's memory, which the client does not reuse.
+	Decode(typ MessageType, frame []byte) (ResumeFrame, error)
+}
+
+// ResumePoint is what the client asks to resume: the session, its secret,
+// and how many of the server's data messages it has handed to the
+// application.
+type ResumePoint struct {
+	Session  string
+	Secret   string
+	Received uint64
+}
+
+// ResumeAnswer is the server's side of the handshake.
+type ResumeAnswer struct {
+	Session  string // the session now in use
+	Secret   string // issued with a new session; empty when resumed
+	Resumed  bool   // the session asked for continues; false: a new one
+	Received uint64 // how many of the client's data messages the server has
+}
+
+// ResumeFrame is one decoded message from the server: an acknowledgement
+// (Ack set, Received the cumulative count), or a data message. Seq is the
+// data message's number in the session, or 0 when the codec numbers
+// implicitly (the next after the last one received).
+type ResumeFrame struct {
+	Ack      bool
+	Received uint64
+	Seq      uint64
+	Type     MessageType
+	Data     []byte
+}
+
+// builtinCodec is the protocol of docs/protocol.md: headers in the
+// handshake, one kind byte in front of every message, implicit numbering.
+type builtinCodec struct{}
+
+func (builtinCodec) Offer(h http.Header, p ResumePoint) {
+	h.Set(wire.HeaderResume, wire.Version)
+	if p.Session == "" {
+		return
+	}
+	h.Set(wire.HeaderSession, p.Session)
+	h.Set(wire.HeaderSecret, p.Secret)
+	h.Set(wire.HeaderReceived, wire.FormatCount(p.Received))
+}
+
+func (builtinCodec) Answer(h http.Header) (ResumeAnswer, error) {
+	if v := h.Get(wire.HeaderResume); v != wire.Version {
+		return ResumeAnswer{}, fmt.Errorf("%w: %s is %q, want %q", ErrResumeUnsupported, wire.HeaderResume, v, wire.Version)
+	}
+	a := ResumeAnswer{Session: h.Get(wire.HeaderSession), Secret: h.Get(wire.HeaderSecret)}
+	if !wire.ValidToken(a.Session) {
+		return ResumeAnswer{}, fmt.Errorf("%s missing or malformed", wire.HeaderSession)
+	}
+	switch h.Get(wire.HeaderResumed) {
+	case "1":
+		a.Resumed = true
+	case "0":
+		if !wire.ValidToken(a.Secret) {
+			return ResumeAnswer{}, fmt.Errorf("new session without a well-formed %s", wire.HeaderSecret)
+		}
+	default:
+		return ResumeAnswer{}, fmt.Errorf("%s is %q, want 0 or 1", wire.HeaderResumed, h.Get(wire.HeaderResumed))
+	}
+	n, err := wire.ParseCount(h.Get(wire.HeaderReceived))
+	if err != nil {
+		return ResumeAnswer{}, fmt.Errorf("%s: %w", wire.HeaderReceived, err)
+	}
+	a.Received = n
+	return a, nil
+}
+
+func (builtinCodec) AppendData(dst []byte, _ uint64, typ MessageType, data []byte) (MessageType, []byte) {
+	return typ, append(append(dst, wire.KindData), data...)
+}
+
+func (builtinCodec) AppendAck(dst []byte, received uint64) (MessageType, []byte) {
+	return MessageBinary, wire.AppendAck(dst, received)
+}
+
+func (builtinCodec) Decode(typ MessageType, frame []byte) (ResumeFrame, error) {
+	if len(frame) == 0 {
+		return ResumeFrame{}, fmt.Errorf("empty message: no frame kind")
+	}
+	switch frame[0] {
+	case wire.KindData:
+		return ResumeFrame{Type: typ, Data: frame[1:]}, nil
+	case wire.KindAck:
+		if typ != MessageBinary {
+			return ResumeFrame{}, fmt.Errorf("ack frame sent as text")
+		}
+		n, err := wire.ParseAck(frame)
+		if err != nil {
+			return ResumeFrame{}, err
+		}
+		return ResumeFrame{Ack: true, Received: n}, nil
+	}
+	return ResumeFrame{}, fmt.Errorf("unknown frame kind 0x%02x", frame[0])
+}

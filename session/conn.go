@@ -1,0 +1,404 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/wire"
+)
+
+// Acknowledgements of the client's messages are batched like the
+// client's: after ackEvery, or ackDelay after the first unacknowledged.
+const (
+	ackEvery = 64
+	ackDelay = 50 * time.Millisecond
+)
+
+// writeTimeout bounds each write: a client that stops reading is dead.
+const writeTimeout = 10 * time.Second
+
+// sconn is one connection of a session. The reader runs on ServeHTTP's
+// goroutine, the writer on one of its own; both end with the connection.
+type sconn struct {
+	ws   *websocket.Conn
+	sess *Session
+
+	nextIn  uint64 // the number of the client's next data message (reader)
+	nextOut uint64 // the number of the next message to write (writer, under sess.mu)
+	ackSent uint64 // the count last acknowledged (writer, under sess.mu)
+
+	writeMu      sync.Mutex // data frames: the writer, and the close handler's final ack
+	closing      bool       // we sent a close frame first (under sess.mu)
+	clientClosed bool       // the client sent a close frame first (reader)
+
+	endOnce sync.Once
+	ended   chan struct{}
+}
+
+// serveConn runs one connection of the session until it ends. It runs on
+// ServeHTTP's goroutine, which is its reader.
+func (s *Session) serveConn(ws *websocket.Conn, clientReceived, told uint64) {
+	srv := s.srv
+	c := &sconn{ws: ws, sess: s, ended: make(chan struct{})}
+	if !srv.track() {
+		s.upgradeFailed()
+		c.closeFor(ErrServerClosed)
+		return
+	}
+	defer srv.running.Done()
+	if err := s.attach(c, clientReceived, told); err != nil {
+		c.closeFor(err) // the session ended while the handshake ran
+		return
+	}
+	var writer sync.WaitGroup
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		c.writeLoop()
+	}()
+	c.readLoop()
+	c.kill()
+	writer.Wait()
+	s.detach(c)
+}
+
+// attach makes c the session's connection, taking over from an older one
+// (a half-open link the client has left): that one is cut first, so that
+// nothing is written twice. clientReceived is the client's resume point;
+// told is what the 101 told the client we have, from which it numbers
+// its replay (Receive may have gone further since: the replay's
+// duplicates are dropped by number).
+func (s *Session) attach(c *sconn, clientReceived, told uint64) error {
+	s.mu.Lock()
+	s.awaiting--
+	if err := s.err; err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	old := s.conn
+	s.conn = c
+	c.nextIn = told + 1
+	c.nextOut = clientReceived + 1
+	c.ackSent = told
+	ack := clientReceived > s.acked
+	s.inbox = nil // read on the old connection: the client replays it
+	s.changedLocked()
+	s.mu.Unlock()
+	if old != nil {
+		old.kill()
+	}
+	if ack {
+		_ = s.clientAcked(clientReceived) // checked against what was sent by expect
+	}
+	return nil
+}
+
+// detach is called when c has ended: the session waits ResumeTimeout for
+// the client, or ends now if the client closed it.
+func (s *Session) detach(c *sconn) {
+	s.mu.Lock()
+	if s.conn != c {
+		s.mu.Unlock()
+		return // taken over
+	}
+	s.conn = nil
+	s.changedLocked()
+	s.idleLocked()
+	s.mu.Unlock()
+	if c.clientClosed {
+		s.end(ErrClosed, true) // the client is gone for good
+		return
+	}
+	s.touch()
+}
+
+// clientAcked takes in the client's acknowledgement of n messages.
+func (s *Session) clientAcked(n uint64) error {
+	s.mu.Lock()
+	if n > s.sent {
+		s.mu.Unlock()
+		return errors.New("ack of messages never sent")
+	}
+	if n <= s.acked {
+		s.mu.Unlock()
+		return nil
+	}
+	k := int(n - s.acked) //nolint:gosec // n <= s.sent: at most len(s.pending)
+	for i := range k {
+		s.pendingBytes -= len(s.pending[i].Data)
+	}
+	s.pending = append([]Stored(nil), s.pending[k:]...)
+	s.acked = n
+	s.changedLocked()
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.srv.store.Ack(ctx, s.id, s.srv.owner, n); err != nil {
+		_ = s.storeFailed(err)
+	}
+	return nil
+}
+
+// inbound queues the client's data message seq for Receive, waiting for
+// room; it reports false once c no longer serves the session.
+func (s *Session) inbound(c *sconn, m Stored) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		switch {
+		case s.err != nil || s.conn != c:
+			return false
+		case m.Seq <= s.received || (len(s.inbox) > 0 && m.Seq <= s.inbox[len(s.inbox)-1].Seq):
+			return true // received already: a replay
+		case len(s.inbox) < inboxLimit:
+			s.inbox = append(s.inbox, m)
+			s.changedLocked()
+			return true
+		}
+		ch := s.changedChLocked()
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-c.ended:
+		}
+		s.mu.Lock()
+	}
+}
+
+func (c *sconn) readLoop() {
+	ws, s := c.ws, c.sess
+	live := 2 * s.srv.opts.PingInterval
+	ws.SetReadLimit(s.srv.opts.ReadLimit)
+	_ = ws.SetReadDeadline(time.Now().Add(live))
+	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(live)) })
+	ws.SetCloseHandler(func(int, string) error {
+		s.mu.Lock()
+		c.clientClosed = !c.closing
+		received := s.received
+		s.mu.Unlock()
+		// Everything the application received is acknowledged before the
+		// close, so that the client's Closed.Unsent is exact.
+		c.writeMu.Lock()
+		_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = ws.WriteMessage(websocket.BinaryMessage, wire.AppendAck(nil, received))
+		c.writeMu.Unlock()
+		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		return nil
+	})
+	for {
+		typ, data, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		if c.isClosing() {
+			continue // the client's close frame, or the deadline, ends this
+		}
+		_ = ws.SetReadDeadline(time.Now().Add(live))
+		if !c.handle(resocket.MessageType(typ), data) && !c.isClosing() {
+			return
+		}
+	}
+}
+
+// handle takes in one message from the client, on the reader.
+func (c *sconn) handle(typ resocket.MessageType, frame []byte) bool {
+	s := c.sess
+	if len(frame) == 0 {
+		c.protocolError("empty message")
+		return false
+	}
+	switch frame[0] {
+	case wire.KindData:
+		seq := c.nextIn
+		c.nextIn++
+		return s.inbound(c, Stored{Seq: seq, Type: typ, Data: frame[1:]})
+	case wire.KindAck:
+		n, err := wire.ParseAck(frame)
+		if err == nil && typ == resocket.MessageBinary {
+			err = s.clientAcked(n)
+		}
+		if err != nil {
+			c.protocolError("bad ack")
+			return false
+		}
+		return true
+	}
+	c.protocolError("unknown frame kind")
+	return false
+}
+
+func (c *sconn) protocolError(why string) {
+	msg := websocket.FormatCloseMessage(websocket.CloseProtocolError, why)
+	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	if log := c.sess.srv.opts.Logger; log != nil {
+		log.Warn("session: protocol violated", "session", c.sess.id, "why", why)
+	}
+}
+
+// writeLoop writes the session's messages from c.nextOut on, acks, and
+// pings, until the connection ends.
+func (c *sconn) writeLoop() {
+	s := c.sess
+	ping := time.NewTimer(s.srv.opts.PingInterval)
+	defer ping.Stop()
+	touch := time.NewTimer(s.srv.opts.ResumeTimeout / 3)
+	defer touch.Stop()
+	ackTimer := time.NewTimer(time.Hour)
+	ackTimer.Stop()
+	defer ackTimer.Stop()
+	ackArmed, ackDue := false, false
+	for {
+		s.mu.Lock()
+		if s.conn != c || c.closing {
+			s.mu.Unlock()
+			return
+		}
+		if c.nextOut <= s.acked {
+			c.nextOut = s.acked + 1
+		}
+		if c.nextOut <= s.sent {
+			m := s.pending[c.nextOut-s.acked-1]
+			c.nextOut++
+			s.mu.Unlock()
+			if !c.write(int(m.Type), wire.KindData, m.Data) {
+				return
+			}
+			continue
+		}
+		if unacked := s.received - c.ackSent; unacked > 0 && (unacked >= ackEvery || ackDue) {
+			n := s.received
+			c.ackSent = n
+			ackDue, ackArmed = false, false
+			s.mu.Unlock()
+			if !c.writeAck(n) {
+				return
+			}
+			continue
+		} else if unacked > 0 && !ackArmed {
+			ackArmed = true
+			ackTimer.Reset(ackDelay)
+		}
+		ch := s.changedChLocked()
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ackTimer.C:
+			ackDue = true
+		case <-ping.C:
+			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)) != nil {
+				c.kill()
+				return
+			}
+			ping.Reset(s.srv.opts.PingInterval)
+		case <-touch.C:
+			s.touch()
+			touch.Reset(s.srv.opts.ResumeTimeout / 3)
+		case <-c.ended:
+			return
+		}
+	}
+}
+
+func (c *sconn) write(typ int, kind byte, data []byte) bool {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	w, err := c.ws.NextWriter(typ)
+	if err == nil {
+		_, err = w.Write([]byte{kind})
+		if err == nil {
+			_, err = w.Write(data)
+		}
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return c.wrote(err)
+}
+
+func (c *sconn) writeAck(n uint64) bool {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return c.wrote(c.ws.WriteMessage(websocket.BinaryMessage, wire.AppendAck(nil, n)))
+}
+
+// wrote reports whether a write succeeded. A failed one cuts the
+// connection, except after our close frame: then the reader drains the
+// socket until the client answers (see isClosing).
+func (c *sconn) wrote(err error) bool {
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, websocket.ErrCloseSent) {
+		c.kill()
+	}
+	return false
+}
+
+// closeWith sends a close frame and gives the client a second to answer
+// before the reader's deadline cuts the connection.
+func (c *sconn) closeWith(code resocket.StatusCode, reason string) {
+	s := c.sess
+	s.mu.Lock()
+	c.closing = true
+	s.changedLocked()
+	s.mu.Unlock()
+	msg := websocket.FormatCloseMessage(int(code), reason)
+	err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeTimeout))
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+		c.kill()
+		return
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(time.Second))
+}
+
+// isClosing reports whether we have sent a close frame: from then on the
+// reader drains the socket until the client answers, so that closing it
+// does not reset the connection before the client has read our frame.
+func (c *sconn) isClosing() bool {
+	c.sess.mu.Lock()
+	defer c.sess.mu.Unlock()
+	return c.closing
+}
+
+// closeCode is the close frame for a session that ended with err: it
+// tells the client what to do (1012: come back; 1000: stop). ok is false
+// after a takeover: the client is on another connection already.
+func closeCode(err error) (code resocket.StatusCode, reason string, ok bool) {
+	switch {
+	case errors.Is(err, ErrServerClosed):
+		return resocket.StatusServiceRestart, "server restarting", true
+	case errors.Is(err, ErrMoved):
+		return 0, "", false
+	}
+	return resocket.StatusNormalClosure, "session ended", true
+}
+
+// closeFor closes a connection that never served the session, which
+// ended with err meanwhile.
+func (c *sconn) closeFor(err error) {
+	code, reason, ok := closeCode(err)
+	if !ok {
+		c.kill()
+		return
+	}
+	c.closeWith(code, reason)
+	for { // drain until the client's close frame: see isClosing
+		if _, _, err := c.ws.ReadMessage(); err != nil {
+			break
+		}
+	}
+	c.kill()
+}
+
+func (c *sconn) kill() {
+	c.endOnce.Do(func() { close(c.ended) })
+	_ = c.ws.NetConn().Close()
+}

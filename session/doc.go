@@ -1,0 +1,27 @@
+// Package session is the server side of resocket's resumable sessions
+// (docs/protocol.md): every data message reaches the other side exactly
+// once and in order, in both directions, across reconnects, network
+// faults and server restarts, as long as the Store keeps the session.
+//
+// Mount a Server as an http.Handler; it runs a function of yours once for
+// each session it takes on:
+//
+//	srv := session.NewServer(session.Options{}, func(s *session.Session) {
+//		for {
+//			typ, data, err := s.Receive(context.Background())
+//			if err != nil {
+//				return // the session ended: the client closed it, it expired, or Shutdown
+//			}
+//			if err := s.Send(context.Background(), typ, data); err != nil {
+//				return
+//			}
+//		}
+//	})
+//	http.Handle("/ws", srv)
+//
+// Clients connect with resocket.Config{Resume: true}.
+//
+// Goroutines: each connection has a reader (the ServeHTTP goroutine) and
+// a writer; each session's serve function runs on a goroutine of its own.
+// Shutdown waits for all of them.
+package session

@@ -1,0 +1,299 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/resocket/resocket"
+)
+
+// inboxLimit bounds the client's messages read from the socket and not
+// yet received by the application; past it, reading waits (TCP
+// backpressure).
+const inboxLimit = 256
+
+// Session is one client's resumable session. Its methods are safe for
+// concurrent use. It outlives connections: a client that reconnects
+// resumes it, and Send and Receive go on as if nothing happened.
+type Session struct {
+	srv        *Server
+	id         string
+	secretHash []byte
+	done       chan struct{}
+
+	recvMu sync.Mutex // one Receive at a time: each returns the next message
+	sendMu sync.Mutex // one Send at a time: numbers go to the Store in order
+
+	mu           sync.Mutex
+	err          error  // why the session ended; set when done closes
+	conn         *sconn // the current connection, or nil
+	awaiting     int    // handshakes between find and serveConn
+	received     uint64 // the client's messages returned by Receive, as stored
+	sent         uint64 // the number of the last message stored by Send
+	acked        uint64 // the client has every message up to here
+	pending      []Stored
+	pendingBytes int
+	inbox        []Stored // read, not yet received; numbers ascending
+	changed      chan struct{}
+	expiry       *time.Timer
+}
+
+func newSession(srv *Server, id string, rec Record) *Session {
+	s := &Session{srv: srv, id: id, secretHash: rec.SecretHash, done: make(chan struct{}),
+		received: rec.Received, sent: rec.Sent, acked: rec.Acked, pending: rec.Pending}
+	for _, m := range s.pending {
+		s.pendingBytes += len(m.Data)
+	}
+	return s
+}
+
+// ID returns the session's ID: 128 random bits, URL-safe base64. It is
+// not a credential: resuming also needs the secret issued with it.
+func (s *Session) ID() string { return s.id }
+
+// Done returns a channel closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Send keeps a message for the client and returns nil once it is in the
+// Store: it will reach the client exactly once, in order, across
+// reconnects and restarts as long as the Store keeps the session. When
+// SendBuffer messages (or SendBufferBytes) await the client's
+// acknowledgement, Send waits for room, honouring ctx. An error means the
+// message was not kept.
+func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byte) error {
+	if typ != resocket.MessageText && typ != resocket.MessageBinary {
+		return fmt.Errorf("session: invalid message type %d", int(typ))
+	}
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.mu.Lock()
+	for !s.hasRoomLocked(len(data)) && s.err == nil {
+		if !s.waitLocked(ctx) {
+			s.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+	if err := s.err; err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	seq := s.sent + 1
+	s.mu.Unlock()
+	m := Stored{Seq: seq, Type: typ, Data: append([]byte(nil), data...)}
+	if err := s.srv.store.Append(ctx, s.id, s.srv.owner, m); err != nil {
+		return s.storeFailed(err)
+	}
+	s.mu.Lock()
+	s.sent = seq
+	s.pending = append(s.pending, m)
+	s.pendingBytes += len(m.Data)
+	s.changedLocked()
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Session) hasRoomLocked(n int) bool {
+	if len(s.pending) == 0 {
+		return true
+	}
+	return len(s.pending) < s.srv.opts.SendBuffer && s.pendingBytes+n <= s.srv.opts.SendBufferBytes
+}
+
+// Receive returns the client's next message, exactly once and in order:
+// the Store records that it was received before Receive returns, so no
+// Server returns it again. It waits for one, honouring ctx, and returns
+// an error once the session has ended.
+func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, error) {
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	s.mu.Lock()
+	for {
+		for len(s.inbox) > 0 && s.inbox[0].Seq <= s.received {
+			s.popInboxLocked()
+		}
+		if s.err != nil {
+			err := s.err
+			s.mu.Unlock()
+			return 0, nil, err
+		}
+		if len(s.inbox) > 0 {
+			break
+		}
+		if !s.waitLocked(ctx) {
+			s.mu.Unlock()
+			return 0, nil, ctx.Err()
+		}
+	}
+	m := s.inbox[0]
+	s.mu.Unlock()
+	if err := s.srv.store.SetReceived(ctx, s.id, s.srv.owner, m.Seq); err != nil {
+		return 0, nil, s.storeFailed(err)
+	}
+	s.mu.Lock()
+	s.received = max(s.received, m.Seq)
+	if len(s.inbox) > 0 && s.inbox[0].Seq == m.Seq {
+		s.popInboxLocked()
+	}
+	s.changedLocked() // an ack is due, and the reader may wait for room
+	s.mu.Unlock()
+	return m.Type, m.Data, nil
+}
+
+func (s *Session) popInboxLocked() {
+	s.inbox[0] = Stored{}
+	s.inbox = s.inbox[1:]
+	if len(s.inbox) == 0 {
+		s.inbox = nil
+	}
+}
+
+// Flush returns once the client has acknowledged every message Send kept
+// before the call, or with ctx's error, or with the session's error if it
+// ends first.
+func (s *Session) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	target := s.sent
+	for s.acked < target {
+		if s.err != nil {
+			return s.err
+		}
+		if !s.waitLocked(ctx) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// waitLocked waits for the next change, or for ctx; it reports false if
+// ctx ended. The caller holds mu, which is released while waiting.
+func (s *Session) waitLocked(ctx context.Context) bool {
+	ch := s.changedChLocked()
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Session) changedChLocked() <-chan struct{} {
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
+
+// changedLocked wakes everyone waiting on the session: Send for room,
+// Receive for a message, Flush for acks, the writer for work, the reader
+// for room in the inbox.
+func (s *Session) changedLocked() {
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
+}
+
+// storeFailed turns a Store error into the session's: another Server
+// taking the session over ends it here.
+func (s *Session) storeFailed(err error) error {
+	if errors.Is(err, ErrMoved) {
+		s.end(ErrMoved, false)
+		return fmt.Errorf("session %s: %w", s.id, ErrMoved)
+	}
+	return fmt.Errorf("session %s: store: %w", s.id, err)
+}
+
+func (s *Session) secretMatches(secret string) bool { return secretMatches(s.secretHash, secret) }
+
+// expect prepares for a connection that resumes from the client's count
+// of received messages, and returns the count of the client's messages
+// the application has, for the 101.
+func (s *Session) expect(clientReceived uint64) (uint64, *refusal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.err != nil:
+		return 0, &refusal{503, "session ending"}
+	case clientReceived < s.acked || clientReceived > s.sent:
+		return 0, &refusal{400, fmt.Sprintf("resume point %d outside [%d, %d]", clientReceived, s.acked, s.sent)}
+	}
+	s.awaiting++
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+	return s.received, nil
+}
+
+// upgradeFailed undoes expect when the upgrade failed.
+func (s *Session) upgradeFailed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.awaiting--
+	s.idleLocked()
+}
+
+// idleLocked starts the ResumeTimeout once nothing serves the session.
+func (s *Session) idleLocked() {
+	if s.conn != nil || s.awaiting > 0 || s.err != nil || s.expiry != nil {
+		return
+	}
+	s.expiry = time.AfterFunc(s.srv.opts.ResumeTimeout, func() { s.end(ErrClosed, true) })
+}
+
+// touch keeps the session in the Store for ResumeTimeout from now.
+func (s *Session) touch() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.srv.store.Touch(ctx, s.id, s.srv.owner, s.srv.opts.ResumeTimeout); err != nil {
+		_ = s.storeFailed(err)
+	}
+}
+
+// served is called when serve has returned: the session ends for good.
+func (s *Session) served() { s.end(ErrClosed, true) }
+
+// end ends the session, once: its calls return err from now on, its
+// connection is closed (1000 for good, 1012 on Shutdown), and a session
+// ended for good leaves the Store.
+func (s *Session) end(err error, forever bool) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	conn := s.conn
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+	s.changedLocked()
+	close(s.done)
+	s.mu.Unlock()
+	if conn != nil {
+		if code, reason, ok := closeCode(err); ok {
+			conn.closeWith(code, reason) // its reader drains until the client answers
+		} else {
+			conn.kill()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	switch {
+	case forever:
+		_ = s.srv.store.Delete(ctx, s.id, s.srv.owner)
+	case errors.Is(err, ErrServerClosed):
+		_ = s.srv.store.Touch(ctx, s.id, s.srv.owner, s.srv.opts.ResumeTimeout)
+	}
+	s.srv.forget(s)
+	if log := s.srv.opts.Logger; log != nil {
+		log.Info("session: ended", "session", s.id, "why", err)
+	}
+}
