@@ -20,7 +20,9 @@
 //     received once, in order, or handed back in Closed.Unsent, and nothing
 //     else arrived. [Payload] and [ParseSeq] number the messages.
 //   - small helpers: [NewClient], [TerminateOnCleanup], [ReturnsWithin],
-//     [WaitClosed], [Receive], [ClosedPort].
+//     [WaitClosed], [Receive], [ClosedPort]; [ClientGoroutines] and
+//     [NoClientGoroutines] see, at one instant and without retries, which
+//     goroutines of package resocket are alive.
 //
 // Every wait takes a timeout and fails the test when it passes; none
 // sleeps. Functions that fail a test with t.Fatalf must be called from the

@@ -362,3 +362,35 @@ func TestClosedPortRefuses(t *testing.T) {
 	assert.Equal(t, resocket.StatusAbnormalClosure, df.Disconnect.Code)
 	assert.Error(t, df.Disconnect.Err)
 }
+
+// ClientGoroutines sees every client in the process, so this test does not
+// run in parallel: Go runs it before the parallel tests, whose clients
+// would show in its snapshots.
+func TestClientGoroutinesAtTheInstant(t *testing.T) {
+	srv := mocks.NewServer(t)
+	c := testkit.NewClient(t, srv.URL(), resocket.Config{})
+	rec := testkit.Record(t, c)
+	testkit.WaitEvent[resocket.Connected](t, rec, testkit.WaitFor)
+
+	running := testkit.ClientGoroutines()
+	require.NotEmpty(t, running, "a connected client has goroutines")
+	assert.Contains(t, strings.Join(running, "\n\n"), "github.com/resocket/resocket.(*Client).run(", "the loop is among them")
+	for _, g := range running {
+		assert.NotContains(t, g, "testkit_test.TestClientGoroutinesAtTheInstant",
+			"the test's own goroutine is not the client's")
+	}
+	f := run(t, func(t testing.TB) { testkit.NoClientGoroutines(t, "while connected") })
+	assert.True(t, f.fatal)
+	assert.Contains(t, f.report(), "while connected: ")
+	assert.Contains(t, f.report(), "goroutines of the client are still running")
+	assert.NotEmpty(t, testkit.ClientGoroutinesLeft())
+
+	var left []string
+	testkit.ReturnsWithin(t, testkit.WaitFor, "Terminate", func() {
+		c.Terminate()
+		left = testkit.ClientGoroutinesLeft()
+	})
+	testkit.NoGoroutinesLeft(t, "Terminate returned", left)
+	testkit.NoClientGoroutines(t, "later")
+	assert.Empty(t, testkit.ClientGoroutines())
+}
