@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,125 +19,25 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
 // The tests in this file check which goroutines exist at the instant a
-// call returns, so none of them runs in parallel: Go runs every
-// non-parallel test of the package before any parallel one starts.
+// call returns (testkit.NoClientGoroutines), so none of them runs in
+// parallel: Go runs every non-parallel test of the package before any
+// parallel one starts. Where a test does not look at the events, it reads
+// them with testkit.Record all the same, so that the client never waits
+// for a reader.
 
-const lifecycleWait = 5 * time.Second
-
-// clientGoroutines returns, at once, the stacks of the goroutines running
-// or started by code of package resocket (its tests' own frames aside).
-func clientGoroutines() []string {
-	buf := make([]byte, 4<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		for _, line := range strings.Split(g, "\n") {
-			line = strings.TrimPrefix(line, "created by ")
-			if strings.HasPrefix(line, "github.com/resocket/resocket.") &&
-				!strings.HasPrefix(line, "github.com/resocket/resocket.Test") {
-				out = append(out, g)
-				break
-			}
-		}
-	}
-	return out
-}
-
-// requireNoClientGoroutines checks that no goroutine of the client is
-// left, at the instant it is called. One exception, which no API can
-// close: the loop's own goroutine between closing Done (its last act) and
-// returning. Only that one is given a few scheduler yields, not time.
-func requireNoClientGoroutines(t *testing.T, what string) {
-	t.Helper()
-	for range 100 {
-		left := clientGoroutines()
-		if len(left) == 0 {
-			return
-		}
-		for _, g := range left {
-			if !exitingLoop(g) {
-				t.Fatalf("%s: a goroutine of the client is still running:\n%s", what, g)
-			}
-		}
-		runtime.Gosched()
-	}
-	t.Fatalf("%s: the loop goroutine did not return after closing Done:\n%s", what, strings.Join(clientGoroutines(), "\n\n"))
-}
-
-// exitingLoop reports whether a stack is the loop goroutine inside finish,
-// its last function, and nothing else of ours.
-func exitingLoop(stack string) bool {
-	for _, line := range strings.Split(stack, "\n") {
-		if strings.HasPrefix(line, "github.com/resocket/resocket.") &&
-			!strings.HasPrefix(line, "github.com/resocket/resocket.(*Client).finish(") &&
-			!strings.HasPrefix(line, "github.com/resocket/resocket.(*Client).run(") {
-			return false
-		}
-	}
-	return true
-}
-
-// lateClient hands a client to its own callbacks, which may run before New
-// returns.
-type lateClient struct {
-	ch   chan *resocket.Client
-	once sync.Once
-	c    *resocket.Client
-}
-
-func newLateClient() *lateClient { return &lateClient{ch: make(chan *resocket.Client, 1)} }
-
-func (l *lateClient) get() *resocket.Client {
-	l.once.Do(func() {
-		select {
-		case l.c = <-l.ch:
-		case <-time.After(lifecycleWait):
-		}
-	})
-	return l.c
-}
-
+// quickConfig reconnects after a millisecond, bounds Close by one second
+// and turns the keepalive off.
 func quickConfig() resocket.Config {
 	return resocket.Config{
 		Backoff:      func() backoff.BackOff { return backoff.NewConstantBackOff(time.Millisecond) },
 		CloseTimeout: time.Second,
 		PingInterval: -1,
 	}
-}
-
-func within(t *testing.T, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s did not return within %v", what, d)
-	}
-}
-
-func awaitDone(t *testing.T, c *resocket.Client, what string) {
-	t.Helper()
-	select {
-	case <-c.Done():
-	case <-time.After(lifecycleWait):
-		t.Fatalf("%s: Done not closed within %v", what, lifecycleWait)
-	}
-}
-
-// drainEvents reads Events in the background until it closes.
-func drainEvents(c *resocket.Client) {
-	go func() {
-		for range c.Events() { //nolint:revive // only draining
-		}
-	}()
 }
 
 // writeGate makes the connections it dials hold a write, once armed, as a
@@ -207,7 +106,7 @@ func TestSendCtxHonouredBehindBlockedWrite(t *testing.T) {
 				go func() { firstDone <- send(context.Background(), []byte("blocked")) }()
 				select {
 				case <-gate.writing:
-				case <-time.After(lifecycleWait):
+				case <-time.After(waitFor):
 					second <- errors.New("the first write never reached the socket")
 					return
 				}
@@ -225,37 +124,30 @@ func TestSendCtxHonouredBehindBlockedWrite(t *testing.T) {
 			} else {
 				close(onConnectReturned)
 			}
-			c, err := resocket.New(srv.URL(), cfg)
-			require.NoError(t, err)
-			drainEvents(c)
+			c := testkit.NewClient(t, srv.URL(), cfg)
+			testkit.Record(t, c)
 			if via == "Client.Send" {
-				ctx, cancel := context.WithTimeout(context.Background(), lifecycleWait)
-				require.NoError(t, c.WaitConnected(ctx))
-				cancel()
+				waitConnected(t, c)
 				go sendBehind(func(ctx context.Context, b []byte) error { return c.Send(ctx, resocket.MessageBinary, b) })
 			}
 			select {
 			case err := <-second:
 				assert.ErrorIs(t, err, context.DeadlineExceeded, "the second Send returns with its ctx's error")
-			case <-time.After(lifecycleWait):
+			case <-time.After(waitFor):
 				t.Error("the second Send ignored its 300 ms deadline")
 			}
 			assert.Equal(t, 1, srv.OpenConns(), "waiting for the lock does not cut the connection")
-			select {
-			case <-onConnectReturned:
-			case <-time.After(lifecycleWait):
-				t.Fatal("OnConnect did not return")
-			}
-			within(t, lifecycleWait, "Terminate", c.Terminate)
+			testkit.WaitClosed(t, onConnectReturned, waitFor, "OnConnect returning")
+			testkit.ReturnsWithin(t, waitFor, "Terminate", c.Terminate)
 			// OnConnect signals from inside itself, so Terminate may still
 			// find it running and return before it ends (see Close's doc).
-			awaitDone(t, c, "Terminate")
+			testkit.WaitClosed(t, c.Done(), waitFor, "Done after Terminate")
 			select {
 			case <-firstDone: // cut by Terminate
-			case <-time.After(lifecycleWait):
+			case <-time.After(waitFor):
 				t.Error("the blocked Send did not return after Terminate")
 			}
-			requireNoClientGoroutines(t, "after Done")
+			testkit.NoClientGoroutines(t, "after Done")
 		})
 	}
 }
@@ -278,13 +170,12 @@ func TestFailedOnConnectClosesWithinCloseTimeout(t *testing.T) {
 		returned <- time.Now()
 		return errors.New("auth refused")
 	}
-	c, err := resocket.New(srv.URL(), cfg)
-	require.NoError(t, err)
-	drainEvents(c)
-	awaitDone(t, c, "after OnConnect failed")
+	c := testkit.NewClient(t, srv.URL(), cfg)
+	testkit.Record(t, c)
+	testkit.WaitClosed(t, c.Done(), waitFor, "Done after OnConnect failed")
 	took := time.Since(<-returned)
 	assert.GreaterOrEqual(t, took, 2*time.Second, "the close frame waited CloseTimeout, not a fixed second")
-	requireNoClientGoroutines(t, "after Done")
+	testkit.NoClientGoroutines(t, "after Done")
 }
 
 // Close and Terminate return only once every goroutine of the client has
@@ -301,7 +192,7 @@ func TestCloseAndTerminateLeaveNothingRunning(t *testing.T) {
 			cfg.PingInterval = 20 * time.Millisecond // a keepalive timer is armed
 			c, err := resocket.Dial(context.Background(), srv.URL(), cfg)
 			require.NoError(t, err)
-			drainEvents(c)
+			testkit.Record(t, c)
 			require.NoError(t, c.SendText(context.Background(), "hi"))
 			return c
 		}},
@@ -310,22 +201,15 @@ func TestCloseAndTerminateLeaveNothingRunning(t *testing.T) {
 			srv.Refuse(http.StatusServiceUnavailable, "", -1)
 			cfg := quickConfig()
 			cfg.Backoff = func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }
-			c, err := resocket.New(srv.URL(), cfg)
-			require.NoError(t, err)
-			for ev := range c.Events() {
-				if _, ok := ev.(resocket.Reconnecting); ok {
-					break
-				}
-			}
-			drainEvents(c)
+			c := testkit.NewClient(t, srv.URL(), cfg)
+			testkit.WaitEvent[resocket.Reconnecting](t, testkit.Record(t, c), waitFor)
 			return c
 		}},
 		{"stalled handshake", func(t *testing.T) *resocket.Client {
 			srv := mocks.NewStallServer(t)
-			c, err := resocket.New(srv.URL(), quickConfig())
-			require.NoError(t, err)
-			drainEvents(c)
-			require.True(t, srv.WaitAccepted(1, lifecycleWait))
+			c := testkit.NewClient(t, srv.URL(), quickConfig())
+			testkit.Record(t, c)
+			require.True(t, srv.WaitAccepted(1, waitFor))
 			return c
 		}},
 		{"full Events and a running pump", func(t *testing.T) *resocket.Client {
@@ -334,10 +218,9 @@ func TestCloseAndTerminateLeaveNothingRunning(t *testing.T) {
 			cfg := quickConfig()
 			cfg.EventBuffer = 1
 			cfg.CloseTimeout = 200 * time.Millisecond
-			c, err := resocket.New(srv.URL(), cfg)
-			require.NoError(t, err)
-			require.True(t, srv.WaitRequests(5, lifecycleWait), "the loop keeps dialing while nobody reads")
-			require.Contains(t, strings.Join(clientGoroutines(), "\n"), ").pump(", "a pump is running")
+			c := testkit.NewClient(t, srv.URL(), cfg)
+			require.True(t, srv.WaitRequests(5, waitFor), "the loop keeps dialing while nobody reads")
+			require.Contains(t, strings.Join(testkit.ClientGoroutines(), "\n"), ").pump(", "a pump is running")
 			return c
 		}},
 	}
@@ -345,14 +228,16 @@ func TestCloseAndTerminateLeaveNothingRunning(t *testing.T) {
 		for _, how := range []string{"Close", "Terminate"} {
 			t.Run(sc.name+"/"+how, func(t *testing.T) {
 				c := sc.start(t)
-				within(t, lifecycleWait, how, func() {
+				var left []string
+				testkit.ReturnsWithin(t, waitFor, how, func() {
 					if how == "Close" {
 						assert.NoError(t, c.Close(resocket.StatusNormalClosure, ""))
 					} else {
 						c.Terminate()
 					}
-					requireNoClientGoroutines(t, how+" returned")
+					left = testkit.ClientGoroutinesLeft() // at the instant it returned
 				})
+				testkit.NoGoroutinesLeft(t, how+" returned", left)
 				select {
 				case <-c.Done():
 				default:
@@ -405,7 +290,7 @@ func callbackCases() []callbackCase {
 				select {
 				case conn := <-srv.Accepted():
 					conn.Drop()
-				case <-time.After(lifecycleWait):
+				case <-time.After(waitFor):
 				}
 			}()
 		}},
@@ -465,7 +350,7 @@ func TestEveryCallbackMayCallEveryMethod(t *testing.T) {
 				} else {
 					srv = mocks.NewServer(t)
 				}
-				late := newLateClient()
+				late := newClientRef()
 				var once sync.Once
 				returned := make(chan error, 1)
 				call := func() {
@@ -476,28 +361,20 @@ func TestEveryCallbackMayCallEveryMethod(t *testing.T) {
 				if cb.tls && cfg.Dialer.NetDialTLSContext == nil {
 					cfg.Dialer.TLSClientConfig = srv.TLSConfig()
 				}
-				c, err := resocket.New(srv.URL(), cfg)
-				require.NoError(t, err)
-				late.ch <- c
-				drainEvents(c)
-				select {
-				case err := <-returned:
-					assert.NoError(t, err, "%s from %s", name, cb.name)
-				case <-time.After(lifecycleWait):
-					c.Terminate() // undo the deadlock so that the test ends
-					t.Fatalf("%s called from %s did not return: deadlock", name, cb.name)
-				}
+				c := testkit.NewClient(t, srv.URL(), cfg)
+				late.set(c)
+				testkit.Record(t, c) // its cleanup's Terminate undoes a deadlock
+				err := testkit.Receive(t, returned, waitFor, name+" called from "+cb.name+" returning (a deadlock if it never does)")
+				assert.NoError(t, err, "%s from %s", name, cb.name)
 				if name == "Close" || name == "Terminate" {
-					awaitDone(t, c, name+" from "+cb.name)
+					testkit.WaitClosed(t, c.Done(), waitFor, "Done after "+name+" from "+cb.name)
 					assert.NoError(t, c.Err())
 					assert.Equal(t, resocket.StateClosed, c.State())
 				} else {
-					ctx, cancel := context.WithTimeout(context.Background(), lifecycleWait)
-					defer cancel()
-					require.NoError(t, c.WaitConnected(ctx), "the client goes on after %s from %s", name, cb.name)
-					within(t, lifecycleWait, "Close", func() { assert.NoError(t, c.Close(resocket.StatusNormalClosure, "")) })
+					waitConnected(t, c) // the client goes on
+					testkit.ReturnsWithin(t, waitFor, "Close", func() { assert.NoError(t, c.Close(resocket.StatusNormalClosure, "")) })
 				}
-				requireNoClientGoroutines(t, "the client ended")
+				testkit.NoClientGoroutines(t, "the client ended")
 			})
 		}
 	}
