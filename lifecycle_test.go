@@ -272,9 +272,13 @@ func callbackCases() []callbackCase {
 		{name: "OnConnect", arm: func(_ *testing.T, cfg *resocket.Config, _ *mocks.Server, call func()) {
 			cfg.OnConnect = func(context.Context, *resocket.Conn) error { call(); return nil }
 		}},
-		{name: "Policy", arm: func(_ *testing.T, cfg *resocket.Config, srv *mocks.Server, call func()) {
+		{name: "Policy after a refusal", arm: func(_ *testing.T, cfg *resocket.Config, srv *mocks.Server, call func()) {
 			srv.Refuse(http.StatusServiceUnavailable, "", 1)
 			cfg.Policy = func(d resocket.Disconnect) resocket.Decision { call(); return resocket.DefaultPolicy(d) }
+		}},
+		{name: "Policy after a disconnect", arm: func(_ *testing.T, cfg *resocket.Config, srv *mocks.Server, call func()) {
+			cfg.Policy = func(d resocket.Disconnect) resocket.Decision { call(); return resocket.DefaultPolicy(d) }
+			dropFirstConn(srv)
 		}},
 		{name: "OnEvent", arm: func(_ *testing.T, cfg *resocket.Config, _ *mocks.Server, call func()) {
 			cfg.OnEvent = func(resocket.Event) { call() }
@@ -286,13 +290,7 @@ func callbackCases() []callbackCase {
 		{name: "Backoff.Reset", arm: func(t *testing.T, cfg *resocket.Config, srv *mocks.Server, call func()) {
 			cfg.StableAfter = time.Nanosecond // every connection that ends resets the backoff
 			cfg.Backoff = func() backoff.BackOff { return &hookBackoff{reset: call} }
-			go func() { // the first connection ends
-				select {
-				case conn := <-srv.Accepted():
-					conn.Drop()
-				case <-time.After(waitFor):
-				}
-			}()
+			dropFirstConn(srv)
 		}},
 		{name: "Dialer.NetDialContext", arm: func(_ *testing.T, cfg *resocket.Config, _ *mocks.Server, call func()) {
 			dialer(cfg).NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -311,6 +309,20 @@ func callbackCases() []callbackCase {
 			}
 		}},
 	}
+}
+
+// dropFirstConn ends, without a close frame, the first connection srv
+// accepts, if one comes within waitFor.
+func dropFirstConn(srv *mocks.Server) {
+	go func() {
+		timer := time.NewTimer(waitFor)
+		defer timer.Stop()
+		select {
+		case conn := <-srv.Accepted():
+			conn.Drop()
+		case <-timer.C:
+		}
+	}()
 }
 
 // hookBackoff is a zero backoff that calls next or reset first.
@@ -363,11 +375,17 @@ func TestEveryCallbackMayCallEveryMethod(t *testing.T) {
 				}
 				c := testkit.NewClient(t, srv.URL(), cfg)
 				late.set(c)
-				testkit.Record(t, c) // its cleanup's Terminate undoes a deadlock
+				rec := testkit.Record(t, c) // its cleanup's Terminate undoes a deadlock
 				err := testkit.Receive(t, returned, waitFor, name+" called from "+cb.name+" returning (a deadlock if it never does)")
 				assert.NoError(t, err, "%s from %s", name, cb.name)
 				if name == "Close" || name == "Terminate" {
 					testkit.WaitClosed(t, c.Done(), waitFor, "Done after "+name+" from "+cb.name)
+					if cfg.OnEvent == nil {
+						_, closed := rec.Drain(t, waitFor) // Events closes, after one Closed
+						assert.NoError(t, closed.Err)
+					} else { // the events went to OnEvent: Events only closes
+						testkit.WaitClosed(t, rec.Ended(), waitFor, "Events")
+					}
 					assert.NoError(t, c.Err())
 					assert.Equal(t, resocket.StateClosed, c.State())
 				} else {

@@ -752,63 +752,6 @@ func TestCallbackContextEndsOnClose(t *testing.T) {
 	}
 }
 
-// Close and Terminate called from the client's own callbacks start the end
-// and return; nothing deadlocks.
-func TestCloseFromCallbacks(t *testing.T) {
-	t.Parallel()
-	type setup func(cfg *resocket.Config, srv *mocks.Server, end func())
-	callbacks := map[string]setup{
-		"HeaderFunc": func(cfg *resocket.Config, _ *mocks.Server, end func()) {
-			cfg.HeaderFunc = func(context.Context) (http.Header, error) { end(); return nil, nil }
-		},
-		"OnConnect": func(cfg *resocket.Config, _ *mocks.Server, end func()) {
-			cfg.OnConnect = func(context.Context, *resocket.Conn) error { end(); return nil }
-		},
-		"Policy after refusal": func(cfg *resocket.Config, srv *mocks.Server, end func()) {
-			srv.Refuse(http.StatusServiceUnavailable, "", -1)
-			cfg.Policy = func(d resocket.Disconnect) resocket.Decision { end(); return resocket.DefaultPolicy(d) }
-		},
-		"Policy after disconnect": func(cfg *resocket.Config, srv *mocks.Server, end func()) {
-			cfg.Policy = func(d resocket.Disconnect) resocket.Decision { end(); return resocket.DefaultPolicy(d) }
-		},
-	}
-	for name, set := range callbacks {
-		for _, terminate := range []bool{false, true} {
-			t.Run(name+map[bool]string{false: "/close", true: "/terminate"}[terminate], func(t *testing.T) {
-				t.Parallel()
-				srv := mocks.NewServer(t)
-				ref := newClientRef()
-				closeErr := make(chan error, 1)
-				var once atomic.Bool
-				end := func() {
-					if once.Swap(true) {
-						return
-					}
-					c := ref.get()
-					if terminate {
-						c.Terminate()
-						closeErr <- nil
-					} else {
-						closeErr <- c.Close(resocket.StatusNormalClosure, "from callback")
-					}
-				}
-				cfg := fastConfig()
-				set(&cfg, srv, end)
-				c, _ := newClient(t, srv.URL(), cfg)
-				ref.set(c)
-				if name == "Policy after disconnect" {
-					srv.NextConn(t, waitFor).Drop()
-				}
-				testkit.WaitClosed(t, c.Done(), waitFor, "Done after ending from "+name)
-				testkit.WaitClosed(t, c.Events(), waitFor, "Events")
-				assert.NoError(t, testkit.Receive(t, closeErr, waitFor, "ending from "+name))
-				assert.NoError(t, c.Err())
-				assert.Equal(t, resocket.StateClosed, c.State())
-			})
-		}
-	}
-}
-
 func TestConnUnusableAfterItsConnectionEnds(t *testing.T) {
 	t.Parallel()
 	srv := mocks.NewServer(t)
