@@ -3,8 +3,8 @@ package faults
 // Accounting: what became of every message a fault test gives to Send.
 //
 // Three records meet here. The sender notes when each Send started and
-// ended and what it returned; the recorder (harness_test.go) notes when the
-// test saw each event; the echo server notes, per connection, which client
+// ended and what it returned; the recorder (testkit.Record, started by
+// setup in harness_test.go) notes when the test saw each event; the echo server notes, per connection, which client
 // connection it is (the hello OnConnect writes first) and when each message
 // reached it. reconcile puts them together and classifies every message:
 // delivered (echoed, or its echo lost with its connection), refused by
@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
@@ -212,7 +213,8 @@ type sendRec struct {
 	err        error
 }
 
-// sender sends numbered text messages ("m000042") one after the other,
+// sender sends numbered text messages (testkit.Payload: "m000042") one
+// after the other,
 // every interval, and records each Send's outcome.
 type sender struct {
 	c    *resocket.Client
@@ -230,14 +232,12 @@ func startSender(t *testing.T, c *resocket.Client, interval time.Duration) *send
 	return s
 }
 
-func payload(seq int) string { return fmt.Sprintf("m%06d", seq) }
-
 func (s *sender) run(interval time.Duration) {
 	defer close(s.done)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for seq := 0; ; seq++ {
-		data := payload(seq)
+		data := testkit.Payload(seq)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		start := time.Now()
 		err := s.c.SendText(ctx, data)
@@ -348,17 +348,17 @@ func (l connLife) killedByFault() bool {
 
 // lives returns the life of every connection, and the order in which the
 // test saw them connect.
-func lives(evs []stamped) (map[uint64]*connLife, []uint64) {
+func lives(evs []testkit.Stamped) (map[uint64]*connLife, []uint64) {
 	byID := map[uint64]*connLife{}
 	var order []uint64
 	for _, s := range evs {
-		switch ev := s.ev.(type) {
+		switch ev := s.Event.(type) {
 		case resocket.Connected:
-			byID[ev.ConnID] = &connLife{connected: s.at}
+			byID[ev.ConnID] = &connLife{connected: s.At}
 			order = append(order, ev.ConnID)
 		case resocket.Disconnected:
 			if l := byID[ev.ConnID]; l != nil {
-				l.disconnected, l.d = s.at, ev
+				l.disconnected, l.d = s.At, ev
 			}
 		}
 	}
@@ -381,9 +381,11 @@ func liveAt(byID map[uint64]*connLife, order []uint64, at time.Time) (uint64, bo
 // reconcile classifies every Send by what the server read, the events and
 // Closed.Unsent show. It fails t at once if a message reached the server
 // twice or out of order, was echoed twice or out of order, was echoed but
-// never read by the server, was both delivered and handed back, or was
-// handed back after Send refused it. Messages lost outside a nil-write
-// window are listed in tally.unexplained.
+// never read by the server, was both delivered and handed back, was handed
+// back after Send refused it or out of order, or if the server read, the
+// client received or got back a message nobody sent (testkit.Check finds
+// all of these). Messages lost outside a nil-write window are listed in
+// tally.unexplained.
 //
 // A message counts as lost in the nil-write window of connection C only
 // if all of these hold:
@@ -399,14 +401,26 @@ func liveAt(byID map[uint64]*connLife, order []uint64, at time.Time) (uint64, bo
 //
 // The window of C (in tally.windows, for every connection a fault killed)
 // runs from the last message the server read on C to C's Disconnected.
-func reconcile(t *testing.T, recs []sendRec, evs []stamped, unsent []resocket.Message, server []serverConnLog) tally {
+func reconcile(t *testing.T, recs []sendRec, evs []testkit.Stamped, unsent []resocket.Message, server []serverConnLog) tally {
 	t.Helper()
 	seqOf := make(map[string]int, len(recs))
+	var sent testkit.Delivery // to the server: what Send did, what the server read, what came back
 	for _, r := range recs {
 		seqOf[r.data] = r.seq
+		if r.err != nil {
+			sent.Refused = append(sent.Refused, r.seq)
+		} else {
+			sent.Accepted = append(sent.Accepted, r.seq)
+		}
+	}
+	seq := func(what string, data []byte) int {
+		t.Helper()
+		n, ok := seqOf[string(data)]
+		require.True(t, ok, "%s a message nobody sent: %.20q", what, data)
+		return n
 	}
 
-	// What the server read: each message once, in the order sent.
+	// What the server read, connection by connection in accept order.
 	type receipt struct {
 		clientID uint64
 		at       time.Time
@@ -415,7 +429,6 @@ func reconcile(t *testing.T, recs []sendRec, evs []stamped, unsent []resocket.Me
 	lastSeq := map[uint64]int{}          // per client connection, the latest message read on it
 	lastRead := map[uint64]time.Time{}   // per client connection, when the server last read anything on it
 	serverOf := map[uint64]*mocks.Conn{} // per client connection
-	last := -1
 	for _, sc := range server {
 		if sc.clientID != 0 {
 			serverOf[sc.clientID] = sc.conn
@@ -428,46 +441,45 @@ func reconcile(t *testing.T, recs []sendRec, evs []stamped, unsent []resocket.Me
 			if strings.HasPrefix(a.data, helloPrefix) {
 				continue
 			}
-			seq, ok := seqOf[a.data]
-			require.True(t, ok, "the server read a message nobody sent: %.20q", a.data)
-			_, twice := received[seq]
-			require.False(t, twice, "message %d reached the server twice", seq)
-			require.Greater(t, seq, last, "message %d reached the server after message %d", seq, last)
-			received[seq], last = receipt{clientID: sc.clientID, at: a.at}, seq
+			n := seq("the server read", []byte(a.data))
+			sent.Received = append(sent.Received, n)
+			received[n] = receipt{clientID: sc.clientID, at: a.at}
 			if sc.clientID != 0 {
-				lastSeq[sc.clientID] = seq
+				lastSeq[sc.clientID] = n
 			}
 		}
 	}
+	for _, m := range unsent {
+		sent.Unsent = append(sent.Unsent, seq("Closed.Unsent holds", m.Data))
+	}
+	// Each message reached the server once, in order, or was handed back.
+	rep := testkit.Check(sent)
+	require.Empty(t, rep.Violations, "what reached the server and what was handed back")
 
-	// What came back: each echo once, in order, of a message the server read.
-	echoed := map[int]bool{}
-	last = -1
+	// What came back: each echo once, in order, of a message the server
+	// read. The server's echoes are a delivery of their own: what it read,
+	// sent back; the echoes lost with their connection are its Lost.
+	echoes := testkit.Delivery{Accepted: sent.Received}
 	for _, s := range evs {
-		m, ok := s.ev.(resocket.Message)
+		m, ok := s.Event.(resocket.Message)
 		if !ok || strings.HasPrefix(string(m.Data), helloPrefix) {
 			continue
 		}
-		seq, ok := seqOf[string(m.Data)]
-		require.True(t, ok, "unexpected message %.20q", m.Data)
-		require.False(t, echoed[seq], "message %d echoed twice", seq)
-		require.Greater(t, seq, last, "message %d echoed after message %d", seq, last)
-		_, read := received[seq]
-		require.True(t, read, "message %d echoed, yet the server's log never read it", seq)
-		echoed[seq], last = true, seq
+		echoes.Received = append(echoes.Received, seq("the client received", m.Data))
 	}
-
-	handedBack := map[int]bool{}
-	for _, m := range unsent {
-		seq, ok := seqOf[string(m.Data)]
-		require.True(t, ok, "unexpected unsent message %.20q", m.Data)
-		_, read := received[seq]
-		require.False(t, read, "message %d both delivered and handed back", seq)
-		handedBack[seq] = true
+	require.Empty(t, testkit.Check(echoes).Violations,
+		"the echoes (a message the server read counts as sent, an echo as received)")
+	echoed := make(map[int]bool, len(echoes.Received))
+	for _, n := range echoes.Received {
+		echoed[n] = true
+	}
+	handedBack := make(map[int]bool, len(rep.HandedBack))
+	for _, n := range rep.HandedBack {
+		handedBack[n] = true
 	}
 
 	byID, order := lives(evs)
-	tl := tally{sent: len(recs), windows: map[uint64]time.Duration{}}
+	tl := tally{sent: len(recs), sendErr: len(sent.Refused), windows: map[uint64]time.Duration{}}
 	for id, l := range byID {
 		if at, ok := lastRead[id]; ok && l.killedByFault() {
 			tl.windows[id] = l.disconnected.Sub(at)
@@ -476,9 +488,7 @@ func reconcile(t *testing.T, recs []sendRec, evs []stamped, unsent []resocket.Me
 	for _, r := range recs {
 		rc, read := received[r.seq]
 		switch {
-		case r.err != nil:
-			require.False(t, handedBack[r.seq], "message %d refused by Send (%v) yet handed back", r.seq, r.err)
-			tl.sendErr++
+		case r.err != nil: // counted in sendErr
 		case echoed[r.seq]:
 			tl.echoed++
 		case read:
@@ -520,7 +530,7 @@ func outsideWindow(r sendRec, byID map[uint64]*connLife, order []uint64, lastSeq
 	case l.disconnected.IsZero():
 		return fmt.Sprintf("its connection %d never died", id)
 	case !l.killedByFault():
-		return fmt.Sprintf("its connection %d ended by the test's own doing (%s)", id, describe(l.d))
+		return fmt.Sprintf("its connection %d ended by the test's own doing (%s)", id, testkit.Describe(l.d))
 	case serverOf[id] == nil:
 		return fmt.Sprintf("the server never heard from its connection %d", id)
 	}
@@ -528,9 +538,9 @@ func outsideWindow(r sendRec, byID map[uint64]*connLife, order []uint64, lastSeq
 }
 
 // awaitMessage waits until a message with this text has come.
-func (r *recorder) awaitMessage(t *testing.T, text string) {
+func awaitMessage(t *testing.T, rec *testkit.Recorder, text string) {
 	t.Helper()
-	r.await(t, 0, waitFor, func(ev resocket.Event) bool {
+	rec.Await(t, 0, waitFor, func(ev resocket.Event) bool {
 		m, ok := ev.(resocket.Message)
 		return ok && string(m.Data) == text
 	})
@@ -540,7 +550,7 @@ func (r *recorder) awaitMessage(t *testing.T, text string) {
 // last message sent has come back (the echoes are in order, so every
 // earlier one that will ever come has come), closes the client with 1000
 // and returns the accounting.
-func finish(t *testing.T, srv *echoServer, c *resocket.Client, rec *recorder, s *sender) tally {
+func finish(t *testing.T, srv *echoServer, c *resocket.Client, rec *testkit.Recorder, s *sender) tally {
 	t.Helper()
 	recs := s.halt()
 	lastOK := -1
@@ -550,10 +560,10 @@ func finish(t *testing.T, srv *echoServer, c *resocket.Client, rec *recorder, s 
 		}
 	}
 	if lastOK >= 0 {
-		rec.awaitMessage(t, payload(lastOK)) // its echo
+		awaitMessage(t, rec, testkit.Payload(lastOK)) // its echo
 	}
 	require.NoError(t, c.Close(resocket.StatusNormalClosure, "done"))
-	closed := rec.closed(t)
+	closed := rec.Closed(t, waitFor)
 	require.NoError(t, closed.Err)
-	return reconcile(t, recs, rec.events(), closed.Unsent, srv.log(t))
+	return reconcile(t, recs, rec.Stamped(), closed.Unsent, srv.log(t))
 }

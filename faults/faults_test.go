@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/mocks"
 )
 
@@ -50,7 +51,7 @@ func TestImpairedLinkStaysUp(t *testing.T) {
 			// Watch three ping cycles under the toxic (an observation
 			// period, not a wait for something to happen).
 			time.Sleep(3 * (pingInterval + pongTimeout))
-			assert.Empty(t, disconnects(rec.events()), "the impaired link must stay up:\n%s", rec.describe())
+			assert.Empty(t, testkit.Only[resocket.Disconnected](rec.Events()), "the impaired link must stay up:\n%s", rec.History())
 			tl := finish(t, srv, c, rec, s)
 
 			assertAccounted(t, tl, 0)
@@ -77,20 +78,20 @@ func TestImpairedLinkStaysUp(t *testing.T) {
 func TestLatencyAbovePongTimeout(t *testing.T) {
 	checkLeaks(t)
 	_, l, _, rec := setup(t, faultConfig())
-	first := rec.connectedID(t)
+	first := connectedID(t, rec)
 
 	injected := time.Now()
 	l.add(t, "latency_down", "latency", "downstream", 1, `{"latency":400}`)
-	_, ev := rec.await(t, 0, waitFor, isDisconnectedFrom(first))
-	detected := ev.at.Sub(injected)
-	d := ev.ev.(resocket.Disconnected)
+	_, ev := rec.Await(t, 0, waitFor, isDisconnectedFrom(first))
+	detected := ev.At.Sub(injected)
+	d := ev.Event.(resocket.Disconnected)
 	assert.Equal(t, resocket.StatusAbnormalClosure, d.Disconnect.Code)
 	assert.ErrorIs(t, d.Disconnect.Err, resocket.ErrPongTimeout)
 	assert.Equal(t, resocket.Reconnect, d.Decision.Action)
 	assert.Less(t, detected, detectBound)
 
 	l.remove(t, "latency_down")
-	rec.await(t, 0, waitFor, isConnectedOtherThan(first))
+	rec.Await(t, 0, waitFor, isConnectedOtherThan(first))
 	report(t, "Disconnected 1006 ErrPongTimeout after %v (bound %v), reconnected once the latency went",
 		ms(detected), detectBound)
 }
@@ -106,26 +107,26 @@ func TestLatencyAbovePongTimeout(t *testing.T) {
 func TestHalfOpenLink(t *testing.T) {
 	checkLeaks(t)
 	srv, l, c, rec := setup(t, faultConfig())
-	first := rec.connectedID(t)
+	first := connectedID(t, rec)
 	s := startSender(t, c, sendEvery)
 	requireEventually(t, waitFor, func() bool { return s.sent() >= 20 }, "traffic flowing")
 
 	injected := time.Now()
 	l.add(t, "timeout_up", "timeout", "upstream", 1, `{"timeout":0}`)
 	l.add(t, "timeout_down", "timeout", "downstream", 1, `{"timeout":0}`)
-	i, ev := rec.await(t, 0, waitFor, isDisconnectedFrom(first))
-	detected := ev.at.Sub(injected)
-	d := ev.ev.(resocket.Disconnected)
+	i, ev := rec.Await(t, 0, waitFor, isDisconnectedFrom(first))
+	detected := ev.At.Sub(injected)
+	d := ev.Event.(resocket.Disconnected)
 	assert.Equal(t, resocket.StatusAbnormalClosure, d.Disconnect.Code)
 	assert.ErrorIs(t, d.Disconnect.Err, resocket.ErrPongTimeout)
 	assert.Equal(t, resocket.Reconnect, d.Decision.Action)
 	assert.Less(t, detected, detectBound, "detection within a ping cycle")
-	rec.await(t, i, waitFor, is[resocket.Reconnecting])
+	rec.Await(t, i, waitFor, testkit.Is[resocket.Reconnecting])
 
 	// The link is still dead: the next attempt stalls in the handshake
 	// until the dialer's timeout, and the policy retries.
-	_, ev = rec.await(t, i, 3*time.Second, is[resocket.DialFailed])
-	df := ev.ev.(resocket.DialFailed)
+	_, ev = rec.Await(t, i, 3*time.Second, testkit.Is[resocket.DialFailed])
+	df := ev.Event.(resocket.DialFailed)
 	assert.Equal(t, resocket.StatusAbnormalClosure, df.Disconnect.Code)
 	assert.Error(t, df.Disconnect.Err)
 	assert.Equal(t, resocket.Reconnect, df.Decision.Action)
@@ -133,8 +134,8 @@ func TestHalfOpenLink(t *testing.T) {
 	healed := time.Now()
 	l.remove(t, "timeout_up")
 	l.remove(t, "timeout_down")
-	_, ev = rec.await(t, i, waitFor, isConnectedOtherThan(first))
-	back := ev.at.Sub(healed)
+	_, ev = rec.Await(t, i, waitFor, isConnectedOtherThan(first))
+	back := ev.At.Sub(healed)
 	requireEventually(t, waitFor, func() bool { return s.sent() >= 20+100 }, "traffic after the heal")
 	tl := finish(t, srv, c, rec, s)
 
@@ -156,27 +157,27 @@ func TestResetPeer(t *testing.T) {
 	// is present, so it is added dormant (toxicity 0) and the client's
 	// connection is replaced to go through it.
 	l.add(t, "reset_up", "reset_peer", "upstream", 0, `{"timeout":0}`)
-	first := rec.connectedID(t)
+	first := connectedID(t, rec)
 	c.ForceReconnect()
-	_, ev := rec.await(t, 0, waitFor, isConnectedOtherThan(first))
-	armed := ev.ev.(resocket.Connected).ConnID
-	n := rec.len()
+	_, ev := rec.Await(t, 0, waitFor, isConnectedOtherThan(first))
+	armed := ev.Event.(resocket.Connected).ConnID
+	n := rec.Len()
 	s := startSender(t, c, sendEvery)
 	requireEventually(t, waitFor, func() bool { return s.sent() >= 20 }, "traffic flowing")
 
 	// The next bytes the client sends trigger the reset.
 	injected := time.Now()
 	l.update(t, "reset_up", 1, `{"timeout":0}`)
-	i, ev := rec.await(t, n, waitFor, isDisconnectedFrom(armed))
-	detected := ev.at.Sub(injected)
+	i, ev := rec.Await(t, n, waitFor, isDisconnectedFrom(armed))
+	detected := ev.At.Sub(injected)
 	l.update(t, "reset_up", 0, `{"timeout":0}`)
-	d := ev.ev.(resocket.Disconnected)
+	d := ev.Event.(resocket.Disconnected)
 	assert.Equal(t, resocket.StatusAbnormalClosure, d.Disconnect.Code)
 	assert.Error(t, d.Disconnect.Err)
 	assert.NotErrorIs(t, d.Disconnect.Err, resocket.ErrPongTimeout, "a reset needs no keepalive to be found")
 	assert.Equal(t, resocket.Reconnect, d.Decision.Action)
 	assert.Less(t, detected, pingInterval+pongTimeout, "found at once, not by a ping cycle")
-	rec.await(t, i, waitFor, isConnectedOtherThan(armed))
+	rec.Await(t, i, waitFor, isConnectedOtherThan(armed))
 
 	requireEventually(t, waitFor, func() bool { return s.sent() >= 20+100 }, "traffic after the reset")
 	tl := finish(t, srv, c, rec, s)
@@ -204,12 +205,12 @@ func TestLimitData(t *testing.T) {
 	var first time.Duration
 	from := 0
 	for k := range cuts {
-		i, ev := rec.await(t, from, 4*waitFor, func(ev resocket.Event) bool {
+		i, ev := rec.Await(t, from, 4*waitFor, func(ev resocket.Event) bool {
 			d, ok := ev.(resocket.Disconnected)
 			return ok && !errors.Is(d.Disconnect.Err, resocket.ErrForcedReconnect)
 		})
 		from = i + 1
-		d := ev.ev.(resocket.Disconnected)
+		d := ev.Event.(resocket.Disconnected)
 		assert.Equal(t, resocket.StatusAbnormalClosure, d.Disconnect.Code)
 		assert.Error(t, d.Disconnect.Err)
 		assert.NotErrorIs(t, d.Disconnect.Err, resocket.ErrPongTimeout, "found by the read, not the keepalive")
@@ -240,10 +241,10 @@ func TestSlowClose(t *testing.T) {
 		srv, l, c, rec := setup(t, faultConfig())
 		l.add(t, "slow_close_down", "slow_close", "downstream", 1, attrs)
 		l.add(t, "slow_close_up", "slow_close", "upstream", 1, attrs)
-		first := rec.connectedID(t)
+		first := connectedID(t, rec)
 		c.ForceReconnect() // through the toxic
-		_, ev := rec.await(t, 0, waitFor, isConnectedOtherThan(first))
-		live := ev.ev.(resocket.Connected).ConnID
+		_, ev := rec.Await(t, 0, waitFor, isConnectedOtherThan(first))
+		live := ev.Event.(resocket.Connected).ConnID
 		s := startSender(t, c, sendEvery)
 		requireEventually(t, waitFor, func() bool { return s.sent() >= 20 }, "traffic flowing")
 
@@ -253,16 +254,16 @@ func TestSlowClose(t *testing.T) {
 			defer close(restarted)
 			srv.Restart(1012, "restarting") // waits for the client's reply, then closes TCP
 		}()
-		i, ev := rec.await(t, 0, waitFor, isDisconnectedFrom(live))
+		i, ev := rec.Await(t, 0, waitFor, isDisconnectedFrom(live))
 		<-restarted
-		detected := ev.at.Sub(injected)
-		d := ev.ev.(resocket.Disconnected)
+		detected := ev.At.Sub(injected)
+		d := ev.Event.(resocket.Disconnected)
 		assert.Equal(t, resocket.StatusServiceRestart, d.Disconnect.Code)
 		assert.Equal(t, "restarting", d.Disconnect.Reason)
 		assert.NoError(t, d.Disconnect.Err)
 		assert.Equal(t, resocket.Reconnect, d.Decision.Action)
-		_, ev = rec.await(t, i, waitFor, isConnectedOtherThan(live))
-		back := ev.at.Sub(injected)
+		_, ev = rec.Await(t, i, waitFor, isConnectedOtherThan(live))
+		back := ev.At.Sub(injected)
 		assert.Less(t, back, hold, "the reconnect does not wait for the held-back FIN")
 
 		requireEventually(t, waitFor, func() bool { return s.sent() >= 20+100 }, "traffic after the restart")
@@ -278,13 +279,13 @@ func TestSlowClose(t *testing.T) {
 		l.add(t, "slow_close_down", "slow_close", "downstream", 1, attrs)
 		l.add(t, "slow_close_up", "slow_close", "upstream", 1, attrs)
 		c.ForceReconnect()
-		requireEventually(t, waitFor, func() bool { return countConnected(rec) == 2 }, "reconnected through the toxic")
+		requireEventually(t, waitFor, func() bool { return len(testkit.Only[resocket.Connected](rec.Events())) == 2 }, "reconnected through the toxic")
 		require.Equal(t, resocket.StateConnected, c.State())
 
 		start := time.Now()
 		require.NoError(t, c.Close(resocket.StatusNormalClosure, "bye"))
 		took := time.Since(start)
-		closed := rec.closed(t)
+		closed := rec.Closed(t, waitFor)
 		assert.NoError(t, closed.Err)
 		assert.Empty(t, closed.Unsent)
 		assert.Less(t, took, time.Second, "Close ends with the closing handshake, not the held-back FIN")
@@ -303,17 +304,6 @@ func TestSlowClose(t *testing.T) {
 	})
 }
 
-// countConnected counts the Connected events so far.
-func countConnected(rec *recorder) int {
-	n := 0
-	for _, s := range rec.events() {
-		if is[resocket.Connected](s.ev) {
-			n++
-		}
-	}
-	return n
-}
-
 // Stopping the proxy closes every connection through it and refuses new
 // ones: the client sees the lost link at once (1006), its attempts fail
 // with connection refused and are retried, and what is sent meanwhile is
@@ -321,22 +311,22 @@ func countConnected(rec *recorder) int {
 func TestProxyStopStart(t *testing.T) {
 	checkLeaks(t)
 	srv, l, c, rec := setup(t, faultConfig())
-	first := rec.connectedID(t)
+	first := connectedID(t, rec)
 	s := startSender(t, c, sendEvery)
 	requireEventually(t, waitFor, func() bool { return s.sent() >= 20 }, "traffic flowing")
 
 	injected := time.Now()
 	l.proxy.Stop()
-	i, ev := rec.await(t, 0, waitFor, isDisconnectedFrom(first))
-	detected := ev.at.Sub(injected)
-	d := ev.ev.(resocket.Disconnected)
+	i, ev := rec.Await(t, 0, waitFor, isDisconnectedFrom(first))
+	detected := ev.At.Sub(injected)
+	d := ev.Event.(resocket.Disconnected)
 	assert.Equal(t, resocket.StatusAbnormalClosure, d.Disconnect.Code)
 	assert.Error(t, d.Disconnect.Err)
 	assert.Equal(t, resocket.Reconnect, d.Decision.Action)
 	assert.Less(t, detected, pingInterval+pongTimeout, "a closed link is found at once, not by a ping cycle")
 
-	_, ev = rec.await(t, i, waitFor, is[resocket.DialFailed])
-	df := ev.ev.(resocket.DialFailed)
+	_, ev = rec.Await(t, i, waitFor, testkit.Is[resocket.DialFailed])
+	df := ev.Event.(resocket.DialFailed)
 	assert.Equal(t, resocket.StatusAbnormalClosure, df.Disconnect.Code)
 	assert.Error(t, df.Disconnect.Err, "connection refused")
 	assert.Equal(t, resocket.Reconnect, df.Decision.Action)
@@ -345,19 +335,14 @@ func TestProxyStopStart(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	restarted := time.Now()
 	require.NoError(t, l.proxy.Start())
-	_, ev = rec.await(t, i, waitFor, isConnectedOtherThan(first))
-	back := ev.at.Sub(restarted)
+	_, ev = rec.Await(t, i, waitFor, isConnectedOtherThan(first))
+	back := ev.At.Sub(restarted)
 	sent := s.sent()
 	requireEventually(t, waitFor, func() bool { return s.sent() >= sent+50 }, "traffic after the restart")
 	tl := finish(t, srv, c, rec, s)
 
 	assertAccounted(t, tl, cutWindow)
-	failed := 0
-	for _, s := range rec.events() {
-		if is[resocket.DialFailed](s.ev) {
-			failed++
-		}
-	}
+	failed := len(testkit.Only[resocket.DialFailed](rec.Events()))
 	report(t, "Disconnected 1006 (%v) after %v; %d DialFailed (refused) while down; Connected %v after the restart; %v (bound %v)",
 		d.Disconnect.Err, ms(detected), failed, ms(back), tl, cutWindow)
 }
@@ -370,17 +355,17 @@ func TestProxyDownHandsBack(t *testing.T) {
 	cfg := faultConfig()
 	cfg.SendBuffer = 16
 	_, l, c, rec := setup(t, cfg)
-	first := rec.connectedID(t)
+	first := connectedID(t, rec)
 
 	l.proxy.Stop()
-	rec.await(t, 0, waitFor, isDisconnectedFrom(first))
+	rec.Await(t, 0, waitFor, isDisconnectedFrom(first))
 	var accepted []string
 	full := 0
 	for seq := range 40 {
-		err := c.SendText(t.Context(), payload(seq))
+		err := c.SendText(t.Context(), testkit.Payload(seq))
 		switch {
 		case err == nil:
-			accepted = append(accepted, payload(seq))
+			accepted = append(accepted, testkit.Payload(seq))
 		case errors.Is(err, resocket.ErrBufferFull):
 			full++
 		default:
@@ -391,7 +376,7 @@ func TestProxyDownHandsBack(t *testing.T) {
 	assert.Equal(t, 40-cfg.SendBuffer, full)
 
 	c.Terminate()
-	closed := rec.closed(t)
+	closed := rec.Closed(t, waitFor)
 	assert.NoError(t, closed.Err)
 	var unsent []string
 	for _, m := range closed.Unsent {
@@ -439,7 +424,7 @@ func TestSlowLinkLargeMessage(t *testing.T) {
 	t.Run("server to client", func(t *testing.T) {
 		checkLeaks(t, toxiproxyLeaks...)
 		srv, l, _, rec := setup(t, faultConfig())
-		first := rec.connectedID(t)
+		first := connectedID(t, rec)
 		sconn := srv.connOf(t, first)
 		var fragmented []byte
 		for off := 0; off < size; off += frame {
@@ -452,39 +437,39 @@ func TestSlowLinkLargeMessage(t *testing.T) {
 		l.add(t, "bandwidth_down", "bandwidth", "downstream", 1, `{"rate":32}`)
 		start := time.Now()
 		require.NoError(t, sconn.WriteRaw(fragmented))
-		_, ev := rec.await(t, 0, 4*time.Second, func(ev resocket.Event) bool {
+		_, ev := rec.Await(t, 0, 4*time.Second, func(ev resocket.Event) bool {
 			return isBig(ev) || isDisconnectedFrom(first)(ev)
 		})
 		took := time.Since(start)
-		if d, ok := ev.ev.(resocket.Disconnected); ok {
+		if d, ok := ev.Event.(resocket.Disconnected); ok {
 			report(t, "BUG: Disconnected 1006 %v after %s, with the message's frames still arriving", d.Disconnect.Err, ms(took))
 			t.Fatalf("the connection was dropped as dead (%v) after %v while a %d-byte message was arriving "+
 				"in %d-byte frames at 32 KB/s; PongTimeout promises that any frame keeps it alive. Events:\n%s",
-				d.Disconnect.Err, took.Round(time.Millisecond), size, frame, rec.describe())
+				d.Disconnect.Err, took.Round(time.Millisecond), size, frame, rec.History())
 		}
-		assert.Equal(t, big, ev.ev.(resocket.Message).Data)
+		assert.Equal(t, big, ev.Event.(resocket.Message).Data)
 		report(t, "the %d-byte message arrived after %s on the same connection", size, ms(took))
 	})
 
 	t.Run("client to server", func(t *testing.T) {
 		checkLeaks(t, toxiproxyLeaks...)
 		srv, l, c, rec := setup(t, faultConfig())
-		first := rec.connectedID(t)
+		first := connectedID(t, rec)
 		l.add(t, "bandwidth_up", "bandwidth", "upstream", 1, `{"rate":32}`)
 		start := time.Now()
 		err := c.Send(t.Context(), resocket.MessageBinary, big)
 		sent := sendRec{seq: 0, data: string(big), start: start, end: time.Now(), err: err}
 		require.NoError(t, err, "the socket buffer takes the message")
-		_, ev := rec.await(t, 0, 4*time.Second, func(ev resocket.Event) bool {
+		_, ev := rec.Await(t, 0, 4*time.Second, func(ev resocket.Event) bool {
 			return isBig(ev) || isDisconnectedFrom(first)(ev)
 		})
 		took := time.Since(start)
 		l.remove(t, "bandwidth_up")
 		require.NoError(t, c.Close(resocket.StatusNormalClosure, "done"))
-		closed := rec.closed(t)
-		tl := reconcile(t, []sendRec{sent}, rec.events(), closed.Unsent, srv.log(t))
+		closed := rec.Closed(t, waitFor)
+		tl := reconcile(t, []sendRec{sent}, rec.Stamped(), closed.Unsent, srv.log(t))
 		assertAccounted(t, tl, silentWindow)
-		if d, dropped := ev.ev.(resocket.Disconnected); dropped {
+		if d, dropped := ev.Event.(resocket.Disconnected); dropped {
 			assert.ErrorIs(t, d.Disconnect.Err, resocket.ErrPongTimeout)
 			report(t, "Send returned nil after %s (the socket buffer took it); Disconnected 1006 %v after %s; %v (bound %v)",
 				ms(sent.end.Sub(start)), d.Disconnect.Err, ms(took), tl, silentWindow)
@@ -506,10 +491,10 @@ func TestCloseOnHalfOpenLink(t *testing.T) {
 	start := time.Now()
 	require.NoError(t, c.Close(resocket.StatusNormalClosure, "bye"))
 	took := time.Since(start)
-	closed := rec.closed(t)
+	closed := rec.Closed(t, waitFor)
 	assert.NoError(t, closed.Err)
 	assert.Less(t, took, cfg.CloseTimeout+time.Second, "Close is bounded by CloseTimeout")
-	_, ev := rec.await(t, 0, waitFor, is[resocket.Disconnected])
-	assert.Equal(t, resocket.Stop, ev.ev.(resocket.Disconnected).Decision.Action)
+	_, ev := rec.Await(t, 0, waitFor, testkit.Is[resocket.Disconnected])
+	assert.Equal(t, resocket.Stop, ev.Event.(resocket.Disconnected).Decision.Action)
 	report(t, "Close(1000) returned after %s (CloseTimeout %v); Disconnected with Stop; Closed.Err nil", ms(took), cfg.CloseTimeout)
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 )
 
 // The keepalive the fault tests run with: a silent link must be found
@@ -33,7 +34,7 @@ const (
 	// but not zero, so a failing link cannot spin a core.
 	retryDelay = 50 * time.Millisecond
 	// waitFor bounds every wait for something that should happen promptly.
-	waitFor = 5 * time.Second
+	waitFor = testkit.WaitFor
 )
 
 // faultConfig is the client configuration every fault test uses.
@@ -153,155 +154,20 @@ func (l *link) remove(t *testing.T, name string) {
 // of its hello is back: the link is quiet when the test injects its fault.
 // (A frame still in flight when a toxic is added is delayed with what
 // follows; a late echo would count as a sign of life to the keepalive.)
-func setup(t *testing.T, cfg resocket.Config) (*echoServer, *link, *resocket.Client, *recorder) {
+// The recorder reads the client's events as they come (testkit.Record), so
+// that the client never waits on the test; t.Cleanup terminates the
+// client.
+func setup(t *testing.T, cfg resocket.Config) (*echoServer, *link, *resocket.Client, *testkit.Recorder) {
 	t.Helper()
 	srv := newEchoServer(t)
 	l := newLink(t, srv.Addr())
-	c, err := resocket.New(l.URL(), cfg)
-	require.NoError(t, err)
-	rec := record(t, c)
-	_, ev := rec.await(t, 0, waitFor, is[resocket.Connected])
+	c := testkit.NewClient(t, l.URL(), cfg)
+	rec := testkit.Record(t, c)
+	_, ev := rec.Await(t, 0, waitFor, testkit.Is[resocket.Connected])
 	if cfg.OnConnect != nil {
-		rec.awaitMessage(t, hello(ev.ev.(resocket.Connected).ConnID))
+		awaitMessage(t, rec, hello(ev.Event.(resocket.Connected).ConnID))
 	}
 	return srv, l, c, rec
-}
-
-// stamped is an event and when the test saw it.
-type stamped struct {
-	at time.Time
-	ev resocket.Event
-}
-
-// recorder reads a client's events as they come, so that the client never
-// waits on the test, and lets the test wait for the one it expects.
-type recorder struct {
-	mu   sync.Mutex
-	evs  []stamped
-	wake chan struct{} // closed and replaced on every new event
-	done chan struct{} // closed once Events has closed
-}
-
-// record starts reading c's events. t.Cleanup terminates c and waits until
-// its Events channel has closed.
-func record(t *testing.T, c *resocket.Client) *recorder {
-	r := &recorder{wake: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		for ev := range c.Events() {
-			r.mu.Lock()
-			r.evs = append(r.evs, stamped{at: time.Now(), ev: ev})
-			close(r.wake)
-			r.wake = make(chan struct{})
-			r.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		c.Terminate()
-		<-r.done
-	})
-	return r
-}
-
-// is matches events of type T.
-func is[T resocket.Event](ev resocket.Event) bool { _, ok := ev.(T); return ok }
-
-// len returns how many events have been recorded so far.
-func (r *recorder) len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.evs)
-}
-
-// events returns a copy of the events recorded so far.
-func (r *recorder) events() []stamped {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]stamped(nil), r.evs...)
-}
-
-// await waits for the first event at index from or later that match
-// accepts, and returns its index and the event. It fails t on timeout or
-// when the channel closes first, listing the events seen.
-func (r *recorder) await(t *testing.T, from int, timeout time.Duration, match func(resocket.Event) bool) (int, stamped) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		r.mu.Lock()
-		for i := from; i < len(r.evs); i++ {
-			if match(r.evs[i].ev) {
-				ev := r.evs[i]
-				r.mu.Unlock()
-				return i, ev
-			}
-		}
-		from = len(r.evs)
-		wake := r.wake
-		r.mu.Unlock()
-		select {
-		case <-wake:
-		case <-r.done:
-			r.mu.Lock()
-			n := len(r.evs)
-			r.mu.Unlock()
-			if from == n {
-				t.Fatalf("Events closed before the awaited event; saw:\n%s", r.describe())
-			}
-		case <-deadline.C:
-			t.Fatalf("no awaited event within %v; saw:\n%s", timeout, r.describe())
-		}
-	}
-}
-
-// closed waits for the Closed event and returns it.
-func (r *recorder) closed(t *testing.T) resocket.Closed {
-	t.Helper()
-	_, ev := r.await(t, 0, waitFor, is[resocket.Closed])
-	return ev.ev.(resocket.Closed)
-}
-
-// describe lists the recorded events other than messages, one a line.
-func (r *recorder) describe() string {
-	var b strings.Builder
-	msgs := 0
-	for _, s := range r.events() {
-		if _, ok := s.ev.(resocket.Message); ok {
-			msgs++
-			continue
-		}
-		fmt.Fprintf(&b, "  %s %s\n", s.at.Format("15:04:05.000"), describe(s.ev))
-	}
-	fmt.Fprintf(&b, "  (and %d messages)", msgs)
-	return b.String()
-}
-
-func describe(ev resocket.Event) string {
-	switch ev := ev.(type) {
-	case resocket.Disconnected:
-		return fmt.Sprintf("Disconnected conn=%d code=%d reason=%q err=%v decision=%v",
-			ev.ConnID, ev.Disconnect.Code, ev.Disconnect.Reason, ev.Disconnect.Err, ev.Decision.Action)
-	case resocket.DialFailed:
-		return fmt.Sprintf("DialFailed code=%d status=%d err=%v decision=%v",
-			ev.Disconnect.Code, ev.Disconnect.HTTPStatus, ev.Disconnect.Err, ev.Decision.Action)
-	case resocket.Connected:
-		return fmt.Sprintf("Connected conn=%d attempt=%d", ev.ConnID, ev.Attempt)
-	case resocket.Closed:
-		return fmt.Sprintf("Closed err=%v unsent=%d", ev.Err, len(ev.Unsent))
-	}
-	return fmt.Sprintf("%T%+v", ev, ev)
-}
-
-// disconnects returns the Disconnected events recorded, with when they
-// were seen.
-func disconnects(evs []stamped) []stamped {
-	var out []stamped
-	for _, s := range evs {
-		if _, ok := s.ev.(resocket.Disconnected); ok {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // ms formats a measured duration in milliseconds, to a tenth.
@@ -333,14 +199,11 @@ func isConnectedOtherThan(id uint64) func(resocket.Event) bool {
 }
 
 // connectedID returns the ConnID of the latest Connected event.
-func (r *recorder) connectedID(t *testing.T) uint64 {
+func connectedID(t *testing.T, rec *testkit.Recorder) uint64 {
 	t.Helper()
-	evs := r.events()
-	for i := len(evs) - 1; i >= 0; i-- {
-		if c, ok := evs[i].ev.(resocket.Connected); ok {
-			return c.ConnID
-		}
+	connected := testkit.Only[resocket.Connected](rec.Events())
+	if len(connected) == 0 {
+		t.Fatalf("no Connected event yet; recorded:\n%s", rec.History())
 	}
-	t.Fatal("no Connected event yet")
-	return 0
+	return connected[len(connected)-1].ConnID
 }
