@@ -376,6 +376,7 @@ func TestProxyDownHandsBack(t *testing.T) {
 	assert.Equal(t, 40-cfg.SendBuffer, full)
 
 	c.Terminate()
+	testkit.NoClientGoroutines(t, "Terminate returned")
 	closed := rec.Closed(t, waitFor)
 	assert.NoError(t, closed.Err)
 	var unsent []string
@@ -491,6 +492,8 @@ func TestCloseOnHalfOpenLink(t *testing.T) {
 	start := time.Now()
 	require.NoError(t, c.Close(resocket.StatusNormalClosure, "bye"))
 	took := time.Since(start)
+	left := testkit.ClientGoroutinesLeft() // at the instant Close returned
+	testkit.NoGoroutinesLeft(t, "Close returned", left)
 	closed := rec.Closed(t, waitFor)
 	assert.NoError(t, closed.Err)
 	assert.Less(t, took, cfg.CloseTimeout+time.Second, "Close is bounded by CloseTimeout")
