@@ -19,6 +19,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/gorilla/websocket"
 	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -199,12 +200,13 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// client is a resocket client under test that remembers the events it
-// showed, to explain a failure.
+// client is a resocket client under test and the recorder of its events
+// (testkit.Read: the test reads Events only while it waits for one), which
+// explains a failure with the events seen.
 type client struct {
 	*resocket.Client
-	t    *testing.T
-	seen []string
+	t   *testing.T
+	rec *testkit.Recorder
 }
 
 // quickBackoff keeps reconnects fast: the scenarios check decisions and
@@ -225,67 +227,29 @@ func newClient(t *testing.T, url string, cfg resocket.Config) *client {
 	if cfg.CloseTimeout == 0 {
 		cfg.CloseTimeout = 2 * time.Second
 	}
-	rc, err := resocket.New(url, cfg)
-	require.NoError(t, err)
-	t.Cleanup(rc.Terminate)
-	return &client{Client: rc, t: t}
-}
-
-// next returns the next event, failing the test if none comes within d;
-// ok is false once the channel is closed.
-func (c *client) next(d time.Duration) (ev resocket.Event, ok bool) {
-	c.t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case ev, ok = <-c.Events():
-		if ok {
-			c.seen = append(c.seen, describe(ev))
-		}
-		return ev, ok
-	case <-timer.C:
-		c.t.Fatalf("no event within %s; state %s; events so far:\n%s", d, c.State(), c.history())
-	}
-	return nil, false
+	rc := testkit.NewClient(t, url, cfg)
+	return &client{Client: rc, t: t, rec: testkit.Read(t, rc)}
 }
 
 // waitFor returns the first event of type T, passing over others; it fails
 // the test if the client ends or nothing of type T comes within d.
 func waitFor[T resocket.Event](c *client, d time.Duration) T {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ev, ok := c.next(time.Until(deadline))
-		if !ok {
-			var zero T
-			c.t.Fatalf("client ended before a %T; events:\n%s", zero, c.history())
-		}
-		if want, is := ev.(T); is {
-			return want
-		}
-	}
+	return testkit.WaitEvent[T](c.t, c.rec, d)
 }
 
 // nextSignificant returns the next event other than Connecting, which says
 // nothing about how a connection or an attempt ended.
 func (c *client) nextSignificant(d time.Duration) resocket.Event {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ev, ok := c.next(time.Until(deadline))
-		if !ok {
-			c.t.Fatalf("events channel closed without Closed; events:\n%s", c.history())
-		}
-		if _, connecting := ev.(resocket.Connecting); !connecting {
-			return ev
-		}
-	}
+	evs := c.rec.Collect(c.t, d, func(ev resocket.Event) bool { return !testkit.Is[resocket.Connecting](ev) })
+	return evs[len(evs)-1]
 }
 
 // ending is how a client ended at the test's request.
 type ending struct {
 	err    error           // from Close
-	took   time.Duration   // how long Close took
+	took   time.Duration   // how long Close took, with the events to their end
 	closed resocket.Closed // the last event
 	events []resocket.Event
 }
@@ -295,106 +259,17 @@ type ending struct {
 func (c *client) closeAndDrain(code resocket.StatusCode, reason string) ending {
 	c.t.Helper()
 	start := time.Now()
-	done := make(chan ending, 1)
-	go func() {
-		err := c.Close(code, reason)
-		done <- ending{err: err, took: time.Since(start)}
-	}()
-	closed, events := c.drainAll()
-	end := <-done
-	end.closed, end.events = closed, events
-	return end
+	events, closed, err := testkit.CloseAndDrain(c.t, c.Client, c.rec, code, reason, within)
+	return ending{err: err, took: time.Since(start), closed: closed, events: events}
 }
 
 // drain reads events until the channel closes and returns the Closed
-// event, failing the test if the client has not ended within `within`.
+// event, failing the test unless the client has ended within `within`
+// with one Closed, its last event.
 func (c *client) drain() resocket.Closed {
 	c.t.Helper()
-	closed, _ := c.drainAll()
+	_, closed := c.rec.Drain(c.t, within)
 	return closed
-}
-
-func (c *client) drainAll() (resocket.Closed, []resocket.Event) {
-	c.t.Helper()
-	var (
-		closed *resocket.Closed
-		events []resocket.Event
-	)
-	deadline := time.Now().Add(within)
-	for {
-		ev, ok := c.next(time.Until(deadline))
-		if !ok {
-			break
-		}
-		events = append(events, ev)
-		if cl, is := ev.(resocket.Closed); is {
-			closed = &cl
-		}
-	}
-	if closed == nil {
-		c.t.Fatalf("events channel closed without a Closed event; events:\n%s", c.history())
-	}
-	return *closed, events
-}
-
-// history lists the events seen, the latest last.
-func (c *client) history() string {
-	const keep = 40
-	s := c.seen
-	var b strings.Builder
-	if len(s) > keep {
-		fmt.Fprintf(&b, "  ... %d earlier events\n", len(s)-keep)
-		s = s[len(s)-keep:]
-	}
-	for _, e := range s {
-		b.WriteString("  " + e + "\n")
-	}
-	return b.String()
-}
-
-// describe prints an event for a failure message.
-func describe(ev resocket.Event) string {
-	switch e := ev.(type) {
-	case resocket.Message:
-		data := string(e.Data)
-		if len(data) > 40 {
-			data = data[:40] + "…"
-		}
-		return fmt.Sprintf("Message{conn %d, %s, %d bytes %q}", e.ConnID, e.Type, len(e.Data), data)
-	case resocket.Disconnected:
-		return fmt.Sprintf("Disconnected{conn %d, %s, decision %s}", e.ConnID, describeDisconnect(e.Disconnect), describeDecision(e.Decision))
-	case resocket.DialFailed:
-		return fmt.Sprintf("DialFailed{%s, decision %s}", describeDisconnect(e.Disconnect), describeDecision(e.Decision))
-	case resocket.Closed:
-		return fmt.Sprintf("Closed{err %v, %d unsent}", e.Err, len(e.Unsent))
-	case resocket.Connected:
-		return fmt.Sprintf("Connected{conn %d, attempt %d}", e.ConnID, e.Attempt)
-	}
-	return fmt.Sprintf("%T%+v", ev, ev)
-}
-
-func describeDisconnect(d resocket.Disconnect) string {
-	s := fmt.Sprintf("code %s", d.Code)
-	if d.Reason != "" {
-		s += fmt.Sprintf(" reason %q", d.Reason)
-	}
-	if d.HTTPStatus != 0 {
-		s += fmt.Sprintf(" HTTP %d", d.HTTPStatus)
-	}
-	if d.RetryAfter != 0 {
-		s += fmt.Sprintf(" retry-after %s", d.RetryAfter)
-	}
-	if d.Err != nil {
-		s += fmt.Sprintf(" err %q", d.Err)
-	}
-	return s + fmt.Sprintf(" attempt %d uptime %s", d.Attempt, d.Uptime.Round(time.Millisecond))
-}
-
-func describeDecision(d resocket.Decision) string {
-	if d.MinDelay > 0 {
-		return fmt.Sprintf("%s (at least %s)", d.Action, d.MinDelay)
-	}
-	return d.Action.String()
 }
 
 var ids atomic.Uint64

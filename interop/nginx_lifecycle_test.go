@@ -9,6 +9,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -65,7 +66,7 @@ func TestNginxLifecycle(t *testing.T) {
 			case resocket.Connected:
 				again = e
 			default:
-				t.Fatalf("want a reconnect at the first attempt, got %s", describe(e))
+				t.Fatalf("want a reconnect at the first attempt, got %s", testkit.Describe(e))
 			}
 		}
 		roundTrip(t, c, "after reload")
@@ -242,11 +243,5 @@ func (n *nginx) restartAndReconnect(t *testing.T, c *client) time.Duration {
 
 // countDialFailed counts the DialFailed events the client has shown.
 func countDialFailed(c *client) int {
-	n := 0
-	for _, e := range c.seen {
-		if len(e) > 10 && e[:10] == "DialFailed" {
-			n++
-		}
-	}
-	return n
+	return len(testkit.Only[resocket.DialFailed](c.rec.Events()))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/gorilla/websocket"
 	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -70,7 +71,7 @@ func testEcho(t *testing.T, p *peer) {
 	for i, w := range want {
 		ev := c.nextSignificant(within)
 		got, ok := ev.(resocket.Message)
-		require.True(t, ok, "echo %d: got %s; events:\n%s", i, describe(ev), c.history())
+		require.True(t, ok, "echo %d: got %s; events:\n%s", i, testkit.Describe(ev), c.rec.History())
 		assert.Equal(t, w.ConnID, got.ConnID, "echo %d on the same connection", i)
 		assert.Equal(t, w.Type, got.Type, "echo %d type", i)
 		assert.True(t, bytes.Equal(w.Data, got.Data), "echo %d: %d bytes back for %d sent", i, len(got.Data), len(w.Data))
@@ -187,13 +188,13 @@ func testCloseCode(t *testing.T, p *peer, row closeRow) {
 		p.skip(t, "close-codes/"+row.name(), words)
 	}
 	d, ok := ev.(resocket.Disconnected)
-	require.True(t, ok, "want Disconnected, got %s; events:\n%s", describe(ev), c.history())
+	require.True(t, ok, "want Disconnected, got %s; events:\n%s", testkit.Describe(ev), c.rec.History())
 	assert.Equal(t, first.ConnID, d.ConnID)
 
 	if row.unsendable {
 		// The peer put a forbidden code on the wire: gorilla fails the
 		// frame, and the client reports a protocol error of its own.
-		t.Logf("%s sent forbidden close code %d; the client saw %s", p.name, row.code, describe(d))
+		t.Logf("%s sent forbidden close code %d; the client saw %s", p.name, row.code, testkit.Describe(d))
 		assert.Equal(t, resocket.StatusProtocolError, d.Disconnect.Code)
 		assert.Error(t, d.Disconnect.Err)
 		assert.Equal(t, resocket.Reconnect, d.Decision.Action)
@@ -260,7 +261,7 @@ func testCloseWithoutCode(t *testing.T, p *peer) {
 		p.skip(t, "close-without-code", words)
 	}
 	d, ok := ev.(resocket.Disconnected)
-	require.True(t, ok, "want Disconnected, got %s; events:\n%s", describe(ev), c.history())
+	require.True(t, ok, "want Disconnected, got %s; events:\n%s", testkit.Describe(ev), c.rec.History())
 	assert.Equal(t, first.ConnID, d.ConnID)
 	assert.Equal(t, resocket.StatusNoStatusRcvd, d.Disconnect.Code)
 	assert.Empty(t, d.Disconnect.Reason)
@@ -303,8 +304,8 @@ func lostLink(t *testing.T, p *peer, path string) resocket.Disconnected {
 	require.NoError(t, c.SendText(ctx, "go"))
 	ev := c.nextSignificant(within)
 	d, ok := ev.(resocket.Disconnected)
-	require.True(t, ok, "want Disconnected, got %s; events:\n%s", describe(ev), c.history())
-	t.Logf("%s %s: %s", p.name, path, describe(d))
+	require.True(t, ok, "want Disconnected, got %s; events:\n%s", testkit.Describe(ev), c.rec.History())
+	t.Logf("%s %s: %s", p.name, path, testkit.Describe(d))
 	assert.Equal(t, first.ConnID, d.ConnID)
 	assert.Equal(t, resocket.StatusAbnormalClosure, d.Disconnect.Code)
 	assert.Empty(t, d.Disconnect.Reason)
@@ -368,7 +369,7 @@ func testRefusal(t *testing.T, p *peer, row refusalRow) {
 	c := newClient(t, p.url("/refuse", kv...), resocket.Config{})
 	ev := c.nextSignificant(within)
 	f, ok := ev.(resocket.DialFailed)
-	require.True(t, ok, "want DialFailed, got %s; events:\n%s", describe(ev), c.history())
+	require.True(t, ok, "want DialFailed, got %s; events:\n%s", testkit.Describe(ev), c.rec.History())
 	d := f.Disconnect
 	assert.Equal(t, row.status, d.HTTPStatus, "HTTPStatus")
 	assert.Equal(t, 1, d.Attempt)
@@ -450,7 +451,7 @@ func testRestartWith(t *testing.T, p *peer, total, every int, pace time.Duration
 			if tick != nil {
 				<-tick
 			}
-			if err := c.SendText(ctx, strconv.Itoa(i)); err != nil {
+			if err := c.SendText(ctx, testkit.Payload(i)); err != nil {
 				o.failed[i] = err
 			} else {
 				o.accepted = append(o.accepted, i)
@@ -458,39 +459,13 @@ func testRestartWith(t *testing.T, p *peer, total, every int, pace time.Duration
 		}
 		sent <- o
 	}()
-
-	// Follow the events while the sender runs.
-	var (
-		o           outcome
-		echoes      []int
-		connected   = 1 // waited for above
-		disconnects []resocket.Disconnected
-	)
-	take := func(ev resocket.Event) {
-		switch e := ev.(type) {
-		case resocket.Message:
-			n, err := strconv.Atoi(string(e.Data))
-			require.NoError(t, err, "echo %q", e.Data)
-			echoes = append(echoes, n)
-		case resocket.Connected:
-			connected++
-		case resocket.Disconnected:
-			disconnects = append(disconnects, e)
-		}
-	}
-	senderDone := false
-	for !senderDone {
-		select {
-		case o = <-sent:
-			senderDone = true
-		case ev, ok := <-c.Events():
-			require.True(t, ok, "client ended; events:\n%s", c.history())
-			c.seen = append(c.seen, describe(ev))
-			if cl, is := ev.(resocket.Closed); is {
-				t.Fatalf("client closed: %v", cl.Err)
-			}
-			take(ev)
-		}
+	// Events holds 2×total: room for every echo and every connection's
+	// events, so the client never waits for the test while it sends.
+	o := testkit.Receive(t, sent, 3*within, "the sender's outcome")
+	select {
+	case <-c.Done():
+		t.Fatalf("the client ended while sending: %v; events:\n%s", c.Err(), c.rec.History())
+	default:
 	}
 
 	// Let the client write what it still holds: the server has received
@@ -498,7 +473,7 @@ func testRestartWith(t *testing.T, p *peer, total, every int, pace time.Duration
 	// no sign of that: what a server receives after its close frame it
 	// no longer echoes.
 	if len(o.accepted) > 0 {
-		lastSent := strconv.Itoa(o.accepted[len(o.accepted)-1])
+		lastSent := testkit.Payload(o.accepted[len(o.accepted)-1])
 		p.reportUntil(t, id, "the last message accepted reached the server", func(r report) bool {
 			for _, conn := range r.Connections {
 				if slices.Contains(conn.Received, lastSent) {
@@ -511,25 +486,23 @@ func testRestartWith(t *testing.T, p *peer, total, every int, pace time.Duration
 	end := c.closeAndDrain(resocket.StatusNormalClosure, "done")
 	require.NoError(t, end.err)
 	require.NoError(t, end.closed.Err)
-	for _, ev := range end.events {
-		take(ev)
-	}
-	unsent := map[int]bool{}
-	for _, m := range end.closed.Unsent {
-		n, _ := strconv.Atoi(string(m.Data))
-		unsent[n] = true
-	}
+	// end.events holds every event after the first Connected, which the
+	// test waited for above.
+	echoes := testkit.MessageSeqs(t, testkit.Only[resocket.Message](end.events))
+	connected := 1 + len(testkit.Only[resocket.Connected](end.events))
+	disconnects := testkit.Only[resocket.Disconnected](end.events)
+	unsent := testkit.MessageSeqs(t, end.closed.Unsent)
 
 	// The restarts the client saw. How many of the server's restarts
 	// caught the client before it had sent everything depends on timing;
 	// each connection ended once, with a restart or with our Close (which
 	// may cross the server's 1012: then the 1012 is what ended it).
-	require.Len(t, disconnects, connected, "one Disconnected per connection; events:\n%s", c.history())
+	require.Len(t, disconnects, connected, "one Disconnected per connection; events:\n%s", c.rec.History())
 	restartsSeen := 0
 	for _, d := range disconnects {
 		if d.Decision.Action == resocket.Stop {
 			assert.Contains(t, []resocket.StatusCode{resocket.StatusNormalClosure, resocket.StatusServiceRestart},
-				d.Disconnect.Code, "ended by our Close: %s", describe(d))
+				d.Disconnect.Code, "ended by our Close: %s", testkit.Describe(d))
 			continue
 		}
 		restartsSeen++
@@ -562,12 +535,11 @@ func testRestartWith(t *testing.T, p *peer, total, every int, pace time.Duration
 	}
 	var received []int
 	for i, conn := range r.Connections {
-		var nums []int
-		for _, s := range conn.Received {
-			n, err := strconv.Atoi(s)
-			require.NoError(t, err, "server received %q", s)
-			nums = append(nums, n)
+		datas := make([][]byte, len(conn.Received))
+		for j, s := range conn.Received {
+			datas[j] = []byte(s)
 		}
+		nums := testkit.Seqs(t, datas)
 		if len(nums) > 0 {
 			t.Logf("connection %d: received %d..%d (%d messages, %d after the restart threshold)",
 				i+1, nums[0], nums[len(nums)-1], len(nums), max(0, len(nums)-every))
@@ -581,43 +553,23 @@ func testRestartWith(t *testing.T, p *peer, total, every int, pace time.Duration
 		"close code at the server of the last connection")
 
 	// Exactly once, in order: every accepted message was received once,
-	// or handed back unsent; nothing else was received.
-	seen := map[int]int{}
-	for i, n := range received {
-		seen[n]++
-		if i > 0 && n <= received[i-1] {
-			t.Errorf("out of order or duplicated at the server: %d after %d", n, received[i-1])
-		}
-	}
-	for _, n := range o.accepted {
-		switch {
-		case seen[n] == 0 && !unsent[n]:
-			t.Errorf("message %d: Send returned nil, the server never received it, and it is not in Closed.Unsent", n)
-		case seen[n] > 1:
-			t.Errorf("message %d received %d times", n, seen[n])
-		case seen[n] == 1 && unsent[n]:
-			t.Errorf("message %d received and also handed back in Closed.Unsent", n)
-		}
-	}
+	// or handed back unsent; a message Send refused was received at most
+	// once; nothing else was received.
+	delivery := testkit.Delivery{Accepted: o.accepted, Received: received, Unsent: unsent}
 	for n, err := range o.failed {
-		t.Logf("message %d: Send failed: %v (received by the server %d times)", n, err, seen[n])
-		assert.LessOrEqual(t, seen[n], 1, "message %d", n)
+		delivery.Refused = append(delivery.Refused, n)
+		t.Logf("message %d: Send failed: %v (received by the server: %v)", n, err, slices.Contains(received, n))
 	}
+	slices.Sort(delivery.Refused)
+	testkit.ExactlyOnceInOrder(t, delivery)
 	assert.Empty(t, o.failed, "a graceful restart makes no Send fail")
-	for n := range seen {
-		if !slices.Contains(o.accepted, n) && o.failed[n] == nil {
-			t.Errorf("the server received %d, which was never sent", n)
-		}
-	}
 
-	// Echoes: at most once each, in order, and only of what was received.
-	for i, n := range echoes {
-		if i > 0 && n <= echoes[i-1] {
-			t.Errorf("echo out of order or duplicated: %d after %d", n, echoes[i-1])
-		}
-		if seen[n] == 0 {
-			t.Errorf("echo of %d, which the server never received", n)
-		}
+	// Echoes: at most once each, in order, and only of what was received:
+	// the server's delivery of what it received back to the client, some
+	// of it lost with the connection a restart ended (what a server
+	// receives after its close frame it no longer echoes).
+	for _, v := range testkit.Check(testkit.Delivery{Accepted: received, Received: echoes}).Violations {
+		t.Errorf("echoes (sent: what the server received; received: the echoes): %s", v)
 	}
 	t.Logf("%d sent, %d accepted, %d received by the server, %d echoed, %d unsent, %d failed; %d restarts seen",
 		total, len(o.accepted), len(received), len(echoes), len(unsent), len(o.failed), restartsSeen)
@@ -635,8 +587,8 @@ func testHalfOpen(t *testing.T, p *peer) {
 	first := waitFor[resocket.Connected](c, within)
 	ev := c.nextSignificant(within)
 	d, ok := ev.(resocket.Disconnected)
-	require.True(t, ok, "want Disconnected, got %s; events:\n%s", describe(ev), c.history())
-	t.Logf("%s: %s", p.name, describe(d))
+	require.True(t, ok, "want Disconnected, got %s; events:\n%s", testkit.Describe(ev), c.rec.History())
+	t.Logf("%s: %s", p.name, testkit.Describe(d))
 	assert.Equal(t, first.ConnID, d.ConnID)
 	assert.Equal(t, resocket.StatusAbnormalClosure, d.Disconnect.Code)
 	assert.ErrorIs(t, d.Disconnect.Err, resocket.ErrPongTimeout)
