@@ -4,12 +4,15 @@ package faults
 //
 // Three records meet here. The sender notes when each Send started and
 // ended and what it returned; the recorder (testkit.Record, started by
-// setup in harness_test.go) notes when the test saw each event; the echo server notes, per connection, which client
-// connection it is (the hello OnConnect writes first) and when each message
-// reached it. reconcile puts them together and classifies every message:
-// delivered (echoed, or its echo lost with its connection), refused by
-// Send, handed back in Closed.Unsent, or lost in the nil-write window of a
-// connection a fault killed. Anything else fails the test.
+// setup in harness_test.go) notes when the test saw each event; the echo
+// server notes, per connection, which client connection it is (the hello
+// OnConnect writes first) and when each message reached it. reconcile puts
+// them together, has testkit.Check find any message that reached the
+// server or came back twice, out of order or though nobody sent it, and
+// classifies every message: delivered (echoed, or its echo lost with its
+// connection), refused by Send, handed back in Closed.Unsent, or lost in
+// the nil-write window of a connection a fault killed. Anything else fails
+// the test.
 
 import (
 	"context"
