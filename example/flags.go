@@ -26,6 +26,7 @@ type options struct {
 	json         bool
 	maxAttempts  uint
 	demoDuration time.Duration
+	resume       bool
 }
 
 const usageText = `Usage: example [flags]
@@ -35,6 +36,11 @@ restarts (close 1012, then refuses handshakes with 503 for a moment) or drops
 (no close frame: 1006) each connection a few seconds after it opens, while a
 resocket client sends "tick N" every second and prints one line per event on
 stdout. Ctrl-C closes with 1000 and exits.
+
+With -resume and no -url, runs the resumable demo: a server built on package
+session is dropped and restarted in turn while client and server each send
+1200 numbered messages; both sides count what arrived, and the program exits 0
+only if every message arrived exactly once, in order.
 
 With -url, works as a reconnecting wscat: each line of stdin is sent as a text
 message (held while disconnected, sent on reconnect), received messages are
@@ -53,9 +59,9 @@ other code follow resocket.DefaultPolicy.
 
 With -json every line on stdout is one JSON object: "time", "event"
 (connecting, connected, message, disconnected, dial failed, reconnecting,
-closed) and the fields that apply: conn, attempt, subprotocol, type, text,
-data (base64), size, code, reason, err, status, retry_after_ms, uptime_ms,
-decision, min_delay_ms, delay_ms, unsent.
+session lost, closed) and the fields that apply: conn, attempt, subprotocol,
+resumed, type, text, data (base64), size, code, reason, err, status,
+retry_after_ms, uptime_ms, decision, min_delay_ms, delay_ms, in_doubt, unsent.
 
 Exit status:
   0  stopped cleanly: Ctrl-C or SIGTERM, end of stdin, -demo-duration over,
@@ -67,6 +73,7 @@ these statuses.)
 
 Examples:
   go run ./example
+  go run ./example -resume
   go run ./example -url wss://echo.example.com/ws -H "Authorization: Bearer $TOKEN" -subprotocol chat.v2
   printf 'hello\nworld\n' | go run ./example -url ws://127.0.0.1:8080/ws -giveup 4001,4003 -max-attempts 5 -json
 `
@@ -92,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.ping, "ping", resocket.DefaultPingInterval, "keepalive ping `interval`; negative disables keepalive")
 	fs.BoolVar(&o.json, "json", false, "print every event and received message as one JSON object per line on stdout")
 	fs.UintVar(&o.maxAttempts, "max-attempts", 0, "give up after `N` consecutive attempts that fail or do not stay up; 0: never")
+	fs.BoolVar(&o.resume, "resume", false, "resumable session (Config.Resume): the server must speak docs/protocol.md; without -url, the resumable demo")
 	fs.DurationVar(&o.demoDuration, "demo-duration", 0, "demo only: close and exit after this `duration`; 0: run until Ctrl-C")
 
 	if err := fs.Parse(args); err != nil {
@@ -125,6 +133,7 @@ func (o *options) config() resocket.Config {
 		Policy:       codePolicy(o.giveUp, o.stop, o.reconnect),
 		Backoff:      backoffFor(o.maxAttempts),
 		PingInterval: o.ping,
+		Resume:       o.resume,
 	}
 	if len(o.header) > 0 {
 		cfg.Header = o.header

@@ -59,6 +59,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	demoMode := opts.url == ""
+	if demoMode && opts.resume {
+		return runResume(ctx, opts, stdout, stderr)
+	}
 	pr := newPrinter(opts.json, demoMode, stdout, stderr)
 
 	url := opts.url

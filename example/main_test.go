@@ -460,3 +460,21 @@ func TestJSONOfMessage(t *testing.T) {
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"time":"2024-01-02T12:00:01.000Z","event":"reconnecting","attempt":1,"delay_ms":0}`, string(b))
 }
+
+// TestResumeDemo: the resumable demo counts 1200 messages each way while
+// its server is dropped and restarted, and reports none lost or repeated.
+func TestResumeDemo(t *testing.T) {
+	saved := resumeTiming
+	t.Cleanup(func() { resumeTiming = saved })
+	resumeTiming.every = time.Millisecond
+	resumeTiming.disturbEvery = 150 * time.Millisecond
+
+	res := runProgram(t, nil, "-resume")
+	require.Equal(t, exitOK, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	assert.Contains(t, res.stdout, "client → server: sent 1200, received 1200, lost 0, repeated 0\n")
+	assert.Contains(t, res.stdout, "server → client: sent 1200, received 1200, lost 0, repeated 0\n")
+	assert.Contains(t, res.stdout, "demo: dropping every connection")
+	assert.Contains(t, res.stdout, "demo: restarting the server (1012)")
+	assert.Regexp(t, `connected +conn=\d+ attempt=\d+ resumed`, res.stdout, "a reconnect resumes the session")
+	assert.NotContains(t, res.stdout, "session lost")
+}

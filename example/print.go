@@ -89,6 +89,8 @@ func eventName(ev resocket.Event) string {
 		return "reconnecting"
 	case resocket.Closed:
 		return "closed"
+	case resocket.SessionLost:
+		return "session lost"
 	}
 	return fmt.Sprintf("%T", ev)
 }
@@ -105,6 +107,11 @@ func describe(ev resocket.Event) (name, detail string) {
 		if e.Subprotocol != "" {
 			f.add("subprotocol", e.Subprotocol)
 		}
+		if e.Resumed {
+			f.raw("resumed")
+		}
+	case resocket.SessionLost:
+		f.add("in_doubt", len(e.InDoubt))
 	case resocket.Message:
 		f.add("conn", e.ConnID)
 		if e.Type == resocket.MessageBinary {
@@ -211,6 +218,8 @@ type jsonEvent struct {
 	MinDelay    int64   `json:"min_delay_ms,omitempty"`
 	Delay       *int64  `json:"delay_ms,omitempty"`
 	Unsent      *int    `json:"unsent,omitempty"`
+	Resumed     bool    `json:"resumed,omitempty"`
+	InDoubt     *int    `json:"in_doubt,omitempty"`
 }
 
 // jsonOf converts an event for -json.
@@ -220,7 +229,10 @@ func jsonOf(now time.Time, ev resocket.Event) jsonEvent {
 	case resocket.Connecting:
 		j.Attempt = e.Attempt
 	case resocket.Connected:
-		j.Conn, j.Attempt, j.Subprotocol = e.ConnID, e.Attempt, e.Subprotocol
+		j.Conn, j.Attempt, j.Subprotocol, j.Resumed = e.ConnID, e.Attempt, e.Subprotocol, e.Resumed
+	case resocket.SessionLost:
+		inDoubt := len(e.InDoubt)
+		j.InDoubt = &inDoubt
 	case resocket.Message:
 		j.Conn, j.Type = e.ConnID, e.Type.String()
 		size := len(e.Data)
