@@ -55,7 +55,8 @@ type Client struct {
 	ready    *Conn         // live, once the send buffer is flushed: Sends go straight to it
 	readyCh  chan struct{} // closed while ready != nil
 	dialing  net.Conn      // the raw connection of a handshake under way
-	queue    sendQueue
+	queue    queue         // the send buffer, without Config.Resume
+	limit    int           // of the send buffer: most messages held; 0: buffering off
 	session  *session      // with Config.Resume: the outbox and the resume point
 	progress chan struct{} // closed when acks or the flusher make progress; see progressLocked
 	last     Disconnect    // the latest Disconnect, for Dial's error and Stats
@@ -92,10 +93,12 @@ func New(url string, cfg Config) (*Client, error) {
 		wake:       make(chan struct{}, 1),
 		state:      StateConnecting,
 		readyCh:    make(chan struct{}),
-		queue:      sendQueue{limit: s.sendBuffer},
+		limit:      s.sendBuffer,
+		queue:      queue{stamp: s.maxBufferAge > 0},
 	}
 	if s.resume {
-		c.session = &session{codec: s.resumeCodec, limitMsgs: s.sendBuffer, limitBytes: s.resumeBufferBytes}
+		c.session = &session{codec: s.resumeCodec, limitMsgs: s.sendBuffer, limitBytes: s.resumeBufferBytes,
+			out: queue{stamp: s.maxBufferAge > 0}}
 	}
 	c.events = emitter{
 		ch:         make(chan Event, s.eventBuffer),
@@ -252,13 +255,13 @@ func (c *Client) enqueueLocked(typ MessageType, data []byte) error {
 	if c.closeReq != nil || c.state == StateClosed {
 		return ErrClosed
 	}
-	if c.queue.limit == 0 {
+	if c.limit == 0 {
 		return ErrNotConnected
 	}
-	if c.queue.full() {
+	if c.queue.len() >= c.limit {
 		return ErrBufferFull
 	}
-	c.queue.push(Message{Type: typ, Data: append([]byte(nil), data...)})
+	c.queue.push(typ, data)
 	return nil
 }
 

@@ -96,6 +96,15 @@ type Config struct {
 	// Logger receives structured lifecycle logs; nil means silent.
 	// Header values are never logged.
 	Logger *slog.Logger
+	// MaxBufferAge bounds how long a message may wait in the send buffer
+	// (with Resume: in the outbox, until it is first written); 0 means
+	// forever. An older one is dropped before it can be written, and
+	// reported in an Expired event, never in Closed.Unsent too. The check
+	// runs before every attempt, before the buffer is flushed on a fresh
+	// connection, and when the client ends. A message already written
+	// (with Resume, waiting for its acknowledgement) is never expired: the
+	// server may have it.
+	MaxBufferAge time.Duration
 	// Resume turns on resumable delivery (docs/protocol.md): every data
 	// message reaches the other side exactly once and in order, in both
 	// directions, across reconnects, as long as the server keeps the
@@ -179,6 +188,7 @@ type settings struct {
 	onEvent      func(Event)
 	logger       *slog.Logger // nil when silent: no log arguments are built at all
 
+	maxBufferAge      time.Duration
 	resume            bool
 	resumeCodec       ResumeCodec
 	resumeBufferBytes int
@@ -210,6 +220,7 @@ func newSettings(rawURL string, cfg Config) (*settings, error) {
 		onEvent:      cfg.OnEvent,
 		logger:       cfg.Logger,
 
+		maxBufferAge:      cfg.MaxBufferAge,
 		resume:            cfg.Resume,
 		resumeCodec:       cfg.ResumeCodec,
 		resumeBufferBytes: orDefault(cfg.ResumeBufferBytes, DefaultResumeBufferBytes),
@@ -291,6 +302,8 @@ func (cfg Config) check() error {
 		return bad("ReadLimit", cfg.ReadLimit)
 	case cfg.StableAfter < 0:
 		return bad("StableAfter", cfg.StableAfter)
+	case cfg.MaxBufferAge < 0:
+		return bad("MaxBufferAge", cfg.MaxBufferAge)
 	case cfg.ResumeBufferBytes < 0:
 		return bad("ResumeBufferBytes", cfg.ResumeBufferBytes)
 	case cfg.Resume && cfg.SendBuffer < 0:

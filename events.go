@@ -8,7 +8,8 @@ import (
 
 // Event is something that happened to the client, delivered in order on
 // Client.Events. It is one of Connecting, Connected, Message, Disconnected,
-// DialFailed, Reconnecting or Closed; use a type switch.
+// DialFailed, Reconnecting, Expired, SessionLost or Closed; use a type
+// switch.
 type Event interface{ isEvent() }
 
 // Connecting reports that an attempt to open a connection to URL is starting. Attempt
@@ -81,6 +82,14 @@ type SessionLost struct {
 	InDoubt []Message
 }
 
+// Expired reports the messages that waited in the send buffer longer than
+// Config.MaxBufferAge and were dropped, in order: one event per check that
+// dropped any. They are not written and not in Closed.Unsent.
+type Expired struct {
+	Messages []Message
+}
+
+func (Expired) isEvent()      {}
 func (SessionLost) isEvent()  {}
 func (Connecting) isEvent()   {}
 func (Connected) isEvent()    {}

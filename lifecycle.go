@@ -131,6 +131,7 @@ func (c *Client) unready(conn *Conn) {
 // never sent, then the channel closes, then Done. Nothing runs after Done
 // closes.
 func (c *Client) finish(err error) {
+	c.expireBuffered() // Unsent holds what is still fresh
 	c.mu.Lock()
 	c.setStateLocked(StateClosed)
 	c.err = err

@@ -24,6 +24,7 @@ func (c *Client) connectLoop() error {
 	attempt := 0 // attempts since the last connection that stayed up
 	for !c.closeRequested() {
 		attempt++
+		c.expireBuffered()
 		endpoint, forceSeen := c.startAttempt()
 		c.events.lifecycle(Connecting{Attempt: attempt, URL: endpoint.Redacted()})
 		conn, header, d := c.open(endpoint.String())
@@ -267,6 +268,7 @@ func (c *Client) serve(conn *Conn, connected Connected) Disconnect {
 	}
 	var flushing sync.WaitGroup
 	var ack *acker
+	c.expireBuffered() // before the flush: what waited too long is not written
 	c.mu.Lock()
 	switch {
 	case c.session != nil && conn.replayFrom <= c.session.last():
@@ -313,13 +315,13 @@ func (c *Client) flush(conn *Conn, wg *sync.WaitGroup) {
 			c.mu.Unlock()
 			return
 		}
-		m := c.queue.front() // only flush removes from the front
+		m := c.queue.at(0) // only flush removes from the front
 		c.mu.Unlock()
 		if err := conn.write(c.ctx, m.Type, m.Data); err != nil {
 			return
 		}
 		c.mu.Lock()
-		c.queue.pop()
+		c.queue.dropFront(1)
 		c.progressedLocked()
 		c.mu.Unlock()
 	}

@@ -34,9 +34,8 @@ type session struct {
 	limitBytes int
 
 	id, secret string
-	acked      uint64    // the server has every message numbered up to here
-	out        []Message // numbered acked+1, acked+2, ...: sent or not, unacknowledged
-	outBytes   int
+	acked      uint64 // the server has every message numbered up to here
+	out        queue  // numbered acked+1, acked+2, ...: sent or not, unacknowledged
 	sent       uint64 // the highest number whose write has begun, on any connection
 
 	// received counts the server's data messages handed to the
@@ -45,50 +44,46 @@ type session struct {
 }
 
 // last is the number of the newest message in the outbox.
-func (s *session) last() uint64 { return s.acked + uint64(len(s.out)) }
+func (s *session) last() uint64 { return s.acked + uint64(s.out.len()) } //nolint:gosec // a length is never negative
 
 // hasRoom reports whether a message of n bytes fits; an empty outbox
 // takes any message, or one over the byte limit could never be sent.
 func (s *session) hasRoom(n int) bool {
-	if len(s.out) == 0 {
+	if s.out.len() == 0 {
 		return true
 	}
-	return len(s.out) < s.limitMsgs && s.outBytes+n <= s.limitBytes
+	return s.out.len() < s.limitMsgs && s.out.bytes+n <= s.limitBytes
 }
 
 // push numbers a copy of data into the outbox and returns its number.
 func (s *session) push(typ MessageType, data []byte) uint64 {
-	s.out = append(s.out, Message{Type: typ, Data: append([]byte(nil), data...)})
-	s.outBytes += len(data)
+	s.out.push(typ, data)
 	return s.last()
 }
 
 // at returns message number seq, which must be in the outbox.
-func (s *session) at(seq uint64) Message { return s.out[seq-s.acked-1] }
+func (s *session) at(seq uint64) Message { return s.out.at(int(seq - s.acked - 1)) } //nolint:gosec // acked < seq <= last()
 
 // ack drops every message up to n. The caller has checked n <= s.sent.
 func (s *session) ack(n uint64) {
 	if n <= s.acked {
 		return
 	}
-	k := int(n - s.acked) //nolint:gosec // n <= s.sent <= s.last(): at most len(s.out)
-	for i := range k {
-		s.outBytes -= len(s.out[i].Data)
-		s.out[i] = Message{}
-	}
-	s.out = s.out[k:]
-	if len(s.out) == 0 {
-		s.out = nil // release a burst's backing array
-	}
+	s.out.dropFront(int(n - s.acked)) //nolint:gosec // n <= s.sent <= s.last(): at most the outbox's length
 	s.acked = n
 }
 
 // drain empties the outbox and returns what it held, in order.
 func (s *session) drain() []Message {
-	m := s.out
-	s.out, s.outBytes = nil, 0
 	s.acked = s.last()
-	return m
+	return s.out.drain()
+}
+
+// expire drops the messages never written that were pushed before cutoff:
+// those written may have reached the server, and keep their numbers. The
+// ones after them are renumbered, which is safe: none is on the wire yet.
+func (s *session) expire(cutoff time.Time) []Message {
+	return s.out.expire(int(s.sent-s.acked), cutoff) //nolint:gosec // acked <= sent <= last()
 }
 
 // point is what the next handshake asks to resume.
@@ -127,12 +122,10 @@ func (c *Client) resumed(a ResumeAnswer) (from uint64, inDoubt []Message, err er
 	// been processed: they are in doubt. Those never written are not, and
 	// go first in the new session.
 	if s.id != "" && s.sent > s.acked {
-		k := int(s.sent - s.acked) //nolint:gosec // s.sent <= s.last(): at most len(s.out)
-		inDoubt = append([]Message(nil), s.out[:k]...)
+		inDoubt = s.out.messages(0, int(s.sent-s.acked)) //nolint:gosec // acked < sent <= last()
 		s.ack(s.sent)
 	}
 	s.id, s.secret = a.Session, a.Secret
-	s.out = append([]Message(nil), s.out...)
 	s.acked, s.sent = 0, 0
 	s.received.Store(0)
 	c.progressedLocked()
@@ -377,14 +370,12 @@ func (a *acker) stop() {
 func (c *Client) Flush(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var done func() bool
-	if s := c.session; s != nil {
-		target := s.last()
-		done = func() bool { return s.acked >= target }
-	} else {
-		target := c.queue.pushed
-		done = func() bool { return c.queue.popped >= target }
+	q := &c.queue
+	if c.session != nil {
+		q = &c.session.out
 	}
+	target := q.accepted
+	done := func() bool { return q.doneThrough(target) }
 	for !done() {
 		if c.state == StateClosed {
 			return fmt.Errorf("%w before the flush completed", ErrClosed)

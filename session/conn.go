@@ -350,6 +350,14 @@ func (c *sconn) closeWith(code resocket.StatusCode, reason string) {
 	c.closing = true
 	s.changedLocked()
 	s.mu.Unlock()
+	c.sendClose(code, reason)
+}
+
+// sendClose writes the close frame; the caller has set closing, under the
+// session's mutex, in the same step that made the reader's and the
+// writer's next check fail, so that neither cuts the connection before
+// the client has read the frame.
+func (c *sconn) sendClose(code resocket.StatusCode, reason string) {
 	msg := websocket.FormatCloseMessage(int(code), reason)
 	err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeTimeout))
 	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {

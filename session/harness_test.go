@@ -116,6 +116,7 @@ func (ts *testServer) restart(opts session.Options) {
 type cutter struct {
 	ln       net.Listener
 	upstream string
+	refusing atomic.Bool // new connections are closed at once
 	mu       sync.Mutex
 	pairs    []*pair
 	wg       sync.WaitGroup
@@ -144,6 +145,10 @@ func (c *cutter) accept() {
 		a, err := c.ln.Accept()
 		if err != nil {
 			return
+		}
+		if c.refusing.Load() {
+			_ = a.Close()
+			continue
 		}
 		b, err := net.Dial("tcp", c.upstream)
 		if err != nil {

@@ -270,6 +270,10 @@ func (s *Session) end(err error, forever bool) {
 	}
 	s.err = err
 	conn := s.conn
+	code, reason, graceful := closeCode(err)
+	if conn != nil && graceful {
+		conn.closing = true // with s.err, in one step: see sendClose
+	}
 	if s.expiry != nil {
 		s.expiry.Stop()
 		s.expiry = nil
@@ -277,12 +281,11 @@ func (s *Session) end(err error, forever bool) {
 	s.changedLocked()
 	close(s.done)
 	s.mu.Unlock()
-	if conn != nil {
-		if code, reason, ok := closeCode(err); ok {
-			conn.closeWith(code, reason) // its reader drains until the client answers
-		} else {
-			conn.kill()
-		}
+	switch {
+	case conn != nil && graceful:
+		conn.sendClose(code, reason) // its reader drains until the client answers
+	case conn != nil:
+		conn.kill()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
