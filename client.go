@@ -63,6 +63,9 @@ type Client struct {
 	err      error
 	forceGen uint64 // counts ForceReconnect calls
 
+	downtime     time.Duration // in total, with no ready connection since the first; see Stats
+	unreadySince time.Time     // when the ready connection went; zero before the first
+
 	urlIndex    int       // of cfg.urls: the endpoint of the current or next attempt
 	attempts    int       // in total, for Stats
 	connects    int       // in total, for Stats

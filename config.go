@@ -96,6 +96,19 @@ type Config struct {
 	// Logger receives structured lifecycle logs; nil means silent.
 	// Header values are never logged.
 	Logger *slog.Logger
+	// MaxConnectionAge, if set, replaces a connection older than this,
+	// make-before-break: the next one is dialed and OnConnect has run on
+	// it before the old one is closed (1000), so a connection is always
+	// ready, and nothing sent meanwhile is lost, repeated or reordered.
+	// Each age carries ±10 % jitter, so that a fleet does not rotate in
+	// step. The new connection is reported by a Connected whose Replaced
+	// names the old one; no Disconnected or Reconnecting. A rotation that
+	// cannot open its connection keeps the old one and tries again after a
+	// tenth of the age (logged, not an event); it never ends the client.
+	// Use it to refresh credentials before they expire (HeaderFunc runs
+	// for every rotation). 0 means never. With it, each connection is read
+	// on a goroutine of its own beside the loop.
+	MaxConnectionAge time.Duration
 	// MaxBufferAge bounds how long a message may wait in the send buffer
 	// (with Resume: in the outbox, until it is first written); 0 means
 	// forever. An older one is dropped before it can be written, and
@@ -189,6 +202,7 @@ type settings struct {
 	logger       *slog.Logger // nil when silent: no log arguments are built at all
 
 	maxBufferAge      time.Duration
+	maxConnectionAge  time.Duration
 	resume            bool
 	resumeCodec       ResumeCodec
 	resumeBufferBytes int
@@ -221,6 +235,7 @@ func newSettings(rawURL string, cfg Config) (*settings, error) {
 		logger:       cfg.Logger,
 
 		maxBufferAge:      cfg.MaxBufferAge,
+		maxConnectionAge:  cfg.MaxConnectionAge,
 		resume:            cfg.Resume,
 		resumeCodec:       cfg.ResumeCodec,
 		resumeBufferBytes: orDefault(cfg.ResumeBufferBytes, DefaultResumeBufferBytes),
@@ -302,6 +317,8 @@ func (cfg Config) check() error {
 		return bad("ReadLimit", cfg.ReadLimit)
 	case cfg.StableAfter < 0:
 		return bad("StableAfter", cfg.StableAfter)
+	case cfg.MaxConnectionAge < 0:
+		return bad("MaxConnectionAge", cfg.MaxConnectionAge)
 	case cfg.MaxBufferAge < 0:
 		return bad("MaxBufferAge", cfg.MaxBufferAge)
 	case cfg.ResumeBufferBytes < 0:

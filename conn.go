@@ -44,6 +44,7 @@ type Conn struct {
 	// loop before the connection is shared.
 	resumed    bool
 	replayFrom uint64
+	inSeq      uint64 // the number of the last data message read (the loop's)
 
 	endOnce sync.Once
 	ended   chan struct{} // closed by kill

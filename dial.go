@@ -71,6 +71,7 @@ func (c *Client) requestHeader() (http.Header, error) {
 		}
 		c.mu.Lock()
 		point := s.point()
+		s.offered = point.Received
 		c.mu.Unlock()
 		defer s.codec.Offer(request, point) // last: HeaderFunc cannot override it
 	}

@@ -33,6 +33,11 @@ type Connected struct {
 	// the previous session: nothing was lost. False on the first
 	// connection and after a SessionLost.
 	Resumed bool
+	// Replaced, with Config.MaxConnectionAge, is the ID of the connection
+	// this one replaced: it stayed ready until this one was, and closes
+	// now (its last messages may still follow). 0 for a connection that
+	// follows a failure or the first one.
+	Replaced uint64
 }
 
 // Message is a data message received on connection ConnID. Data is the

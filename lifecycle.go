@@ -58,6 +58,13 @@ func (c *Client) closeDeadline() time.Time {
 	return c.closeReq.deadline
 }
 
+// closing returns the close request, if any.
+func (c *Client) closing() *closeRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeReq
+}
+
 func (c *Client) closeRequested() bool {
 	return c.ctx.Err() != nil
 }
@@ -109,22 +116,36 @@ func (c *Client) setStateLocked(to State) {
 }
 
 // markReadyLocked makes conn the connection Send writes to directly, once
-// the send buffer is empty; Send's readers wait on readyCh.
+// the send buffer is empty; WaitConnected waits on readyCh. A rotation
+// replaces the ready connection with the next one in this one step.
 func (c *Client) markReadyLocked(conn *Conn) {
+	wasReady := c.ready != nil
 	c.ready = conn
 	c.setStateLocked(StateConnected)
-	close(c.readyCh)
+	if !wasReady {
+		close(c.readyCh)
+		if !c.unreadySince.IsZero() {
+			c.downtime += time.Since(c.unreadySince)
+		}
+	}
 }
 
 // unready undoes markReadyLocked when conn ends.
 func (c *Client) unready(conn *Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ready == conn {
+	c.unreadyLocked(conn)
+	if c.live == conn {
+		c.live = nil
+	}
+}
+
+func (c *Client) unreadyLocked(conn *Conn) {
+	if conn != nil && c.ready == conn {
 		c.ready = nil
 		c.readyCh = make(chan struct{})
+		c.unreadySince = time.Now()
 	}
-	c.live = nil
 }
 
 // finish ends the client, on the loop goroutine: Closed with what was

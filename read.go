@@ -34,33 +34,45 @@ func (c *Client) read(conn *Conn, ack *acker) Disconnect {
 		if err != nil {
 			return readDisconnect(conn, err)
 		}
-		msg := Message{ConnID: conn.id, Type: MessageType(typ), Data: data}
-		if ack != nil {
-			var deliver bool
-			if msg, deliver, err = c.unframe(conn, msg); err != nil {
-				return c.protocolError(conn, err)
-			}
-			if !deliver {
-				continue
-			}
+		if d, ok := c.receive(conn, ack, MessageType(typ), data); !ok {
+			return d
 		}
-		c.counters.msgsIn.Add(1)
-		c.counters.bytesIn.Add(uint64(len(msg.Data)))
-		var ev Event = msg // boxed once
-		if ack != nil {
-			c.deliverNumbered(conn, ev, ack)
-			continue
-		}
-		if c.events.tryMessage(ev) {
-			continue
-		}
-		// The reader of Events, or OnEvent, is slow: while we wait for it,
-		// silence on the socket is not a dead link.
-		conn.busy.Store(true)
-		c.events.message(ev)
-		conn.activity.Add(1)
-		conn.busy.Store(false)
 	}
+}
+
+// receive hands one message read from conn to the application, on the
+// loop; with Config.Resume it first takes off the framing (an ack is
+// taken in, a replay dropped). It reports false, and why, when the
+// message ends the connection (a protocol error).
+func (c *Client) receive(conn *Conn, ack *acker, typ MessageType, data []byte) (Disconnect, bool) {
+	msg := Message{ConnID: conn.id, Type: typ, Data: data}
+	if ack != nil {
+		var deliver bool
+		var err error
+		if msg, deliver, err = c.unframe(conn, msg); err != nil {
+			return c.protocolError(conn, err), false
+		}
+		if !deliver {
+			return Disconnect{}, true
+		}
+	}
+	c.counters.msgsIn.Add(1)
+	c.counters.bytesIn.Add(uint64(len(msg.Data)))
+	var ev Event = msg // boxed once
+	if ack != nil {
+		c.deliverNumbered(conn, ev, ack)
+		return Disconnect{}, true
+	}
+	if c.events.tryMessage(ev) {
+		return Disconnect{}, true
+	}
+	// The reader of Events, or OnEvent, is slow: while we wait for it,
+	// silence on the socket is not a dead link.
+	conn.busy.Store(true)
+	c.events.message(ev)
+	conn.activity.Add(1)
+	conn.busy.Store(false)
+	return Disconnect{}, true
 }
 
 // readMessage reads one message into a slice of its own, on the loop. Every read that

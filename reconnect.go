@@ -39,7 +39,7 @@ func (c *Client) connectLoop() error {
 		} else {
 			forceSeen = c.forceCount() // a ForceReconnect during the dial is served by this connection
 			c.logConnected(endpoint, conn, attempt)
-			d = c.serve(conn, Connected{ConnID: conn.id, Attempt: attempt,
+			conn, d = c.serve(conn, Connected{ConnID: conn.id, Attempt: attempt,
 				Subprotocol: conn.ws.Subprotocol(), Header: header, URL: endpoint.Redacted(),
 				Resumed: conn.resumed})
 			if d.Uptime >= c.cfg.stableAfter {
@@ -260,43 +260,69 @@ func (c *Client) drop(conn *Conn, code StatusCode, reason string, withFrame bool
 }
 
 // serve runs one open connection: keepalive, flushing the send buffer,
-// reading, until it ends. It returns why, once every helper has stopped.
-func (c *Client) serve(conn *Conn, connected Connected) Disconnect {
-	var ka *keepalive
-	if c.cfg.keepalive {
-		ka = startKeepalive(conn, c.cfg.pingInterval, c.cfg.pongTimeout)
+// reading, until it ends. It returns the connection that ended (with
+// MaxConnectionAge, the last of those that replaced it) and why, once
+// every helper has stopped.
+func (c *Client) serve(conn *Conn, connected Connected) (*Conn, Disconnect) {
+	r := c.start(conn)
+	c.events.lifecycle(connected) // the state is Connected once the buffer is flushed
+	var d Disconnect
+	if c.cfg.maxConnectionAge > 0 {
+		r, d = c.serveRotating(r)
+	} else {
+		d = c.read(r.conn, r.ack)
 	}
-	var flushing sync.WaitGroup
-	var ack *acker
+	r.stop(c)
+	d.Uptime = time.Since(r.conn.opened)
+	return r.conn, d
+}
+
+// connRun is what serves one connection beside its reader: the
+// keepalive, the flusher, the acker.
+type connRun struct {
+	conn     *Conn
+	ka       *keepalive
+	flushing sync.WaitGroup
+	ack      *acker // with Config.Resume
+}
+
+// start starts serving conn, on the loop: the keepalive, and the flusher
+// or, with nothing to flush, conn becomes the connection Send writes to.
+func (c *Client) start(conn *Conn) *connRun {
+	r := &connRun{conn: conn}
+	if c.cfg.keepalive {
+		r.ka = startKeepalive(conn, c.cfg.pingInterval, c.cfg.pongTimeout)
+	}
 	c.expireBuffered() // before the flush: what waited too long is not written
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	switch {
 	case c.session != nil && conn.replayFrom <= c.session.last():
-		flushing.Add(1)
-		go c.flushResumable(conn, conn.replayFrom, &flushing)
+		c.unreadyLocked(c.ready) // a rotation: later Sends wait behind the replay
+		r.flushing.Add(1)
+		go c.flushResumable(conn, conn.replayFrom, &r.flushing)
 	case c.session == nil && c.queue.len() > 0:
+		c.unreadyLocked(c.ready) // a rotation: later Sends wait behind the flush
 		// Flush beside the reader: a peer that answers what we flush must
 		// not block on us while we block on it.
-		flushing.Add(1)
-		go c.flush(conn, &flushing)
+		r.flushing.Add(1)
+		go c.flush(conn, &r.flushing)
 	default:
 		c.markReadyLocked(conn)
 	}
 	if c.session != nil {
-		ack = newAcker(c, conn)
+		r.ack = newAcker(c, conn)
 	}
-	c.mu.Unlock()
-	c.events.lifecycle(connected) // the state is Connected once the buffer is flushed
+	return r
+}
 
-	d := c.read(conn, ack)
-
-	conn.kill(errConnEnded) // stops the flusher and any Send blocked on the socket
-	flushing.Wait()
-	ack.stop()
-	ka.stop()
-	c.unready(conn)
-	d.Uptime = time.Since(conn.opened)
-	return d
+// stop ends the connection and waits for its helpers, on the loop.
+func (r *connRun) stop(c *Client) {
+	r.conn.kill(errConnEnded) // stops the flusher and any Send blocked on the socket
+	r.flushing.Wait()
+	r.ack.stop()
+	r.ka.stop()
+	c.unready(r.conn)
 }
 
 // flush runs on the flusher: it writes the send buffer in order on a fresh

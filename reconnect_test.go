@@ -657,6 +657,12 @@ func TestOnConnectFailureIsAFailedAttempt(t *testing.T) {
 		}
 		return nil
 	}
+	// Tag each attempt: the server may register the second connection
+	// before the first, whose handler lost the race to the scheduler.
+	var attempts atomic.Int32
+	cfg.HeaderFunc = func(context.Context) (http.Header, error) {
+		return http.Header{"X-Attempt": {strconv.Itoa(int(attempts.Add(1)))}}, nil
+	}
 	_, events := newClient(t, srv.URL(), cfg)
 	evs := events.Collect(t, waitFor, testkit.Is[resocket.Connected])
 	require.Equal(t, []string{"Connecting", "DialFailed", "Reconnecting", "Connecting", "Connected"}, testkit.Types(evs), testkit.DescribeAll(evs))
@@ -667,6 +673,10 @@ func TestOnConnectFailureIsAFailedAttempt(t *testing.T) {
 	assert.Equal(t, 2, evs[4].(resocket.Connected).Attempt)
 	assert.Equal(t, int32(2), calls.Load())
 	first := srv.NextConn(t, waitFor)
+	if second := srv.NextConn(t, waitFor); second.Request().Header.Get("X-Attempt") == "1" {
+		first = second
+	}
+	require.Equal(t, "1", first.Request().Header.Get("X-Attempt"))
 	testkit.WaitClosed(t, first.Done(), waitFor, "the connection whose OnConnect failed")
 }
 

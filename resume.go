@@ -37,6 +37,7 @@ type session struct {
 	acked      uint64 // the server has every message numbered up to here
 	out        queue  // numbered acked+1, acked+2, ...: sent or not, unacknowledged
 	sent       uint64 // the highest number whose write has begun, on any connection
+	offered    uint64 // the received count the latest handshake offered
 
 	// received counts the server's data messages handed to the
 	// application; the loop writes it, the acker reads it.
@@ -415,6 +416,11 @@ func (c *Client) resume(conn *Conn, header http.Header) (Disconnect, bool) {
 		return Disconnect{Code: StatusProtocolError, Err: err}, false
 	}
 	conn.resumed = answer.Resumed
+	c.mu.Lock()
+	if answer.Resumed {
+		conn.inSeq = c.session.offered // the server numbers its replay from there
+	}
+	c.mu.Unlock()
 	if inDoubt != nil {
 		c.events.lifecycle(SessionLost{InDoubt: inDoubt})
 	}
@@ -432,13 +438,21 @@ func (c *Client) unframe(conn *Conn, msg Message) (_ Message, deliver bool, err 
 	if f.Ack {
 		return msg, false, c.onAck(f.Received)
 	}
+	// Implicit numbers count from what this connection's handshake
+	// offered: with MaxConnectionAge, an older connection may have
+	// delivered more meanwhile, and this one replays it.
+	seq := f.Seq
+	if seq == 0 {
+		seq = conn.inSeq + 1
+	}
+	conn.inSeq = seq
 	received := c.session.received.Load()
 	switch {
-	case f.Seq == 0 || f.Seq == received+1:
-	case f.Seq <= received:
+	case seq == received+1:
+	case seq <= received:
 		return msg, false, nil // a replay of what the application has: once is enough
 	default:
-		return msg, false, errResume("message %d after %d: a gap", f.Seq, received)
+		return msg, false, errResume("message %d after %d: a gap", seq, received)
 	}
 	return Message{ConnID: conn.id, Type: f.Type, Data: f.Data}, true, nil
 }

@@ -18,6 +18,11 @@ type Stats struct {
 	BytesOut    uint64
 	Buffered    int // messages waiting in the send buffer
 
+	// Downtime is how long, in total since the first connection was
+	// ready, no connection was ready to take a Send (it buffered). A
+	// rotation (MaxConnectionAge) adds nothing to it.
+	Downtime time.Duration
+
 	ConnectedAt time.Time     // when the current connection opened; zero while there is none
 	Uptime      time.Duration // how long the current connection has been open
 
@@ -51,6 +56,13 @@ func (c *Client) Stats() Stats {
 		BytesOut:    c.counters.bytesOut.Load(),
 		Buffered:    c.queue.len(),
 		NextAttempt: c.nextAttempt,
+		Downtime:    c.downtime,
+	}
+	if c.session != nil {
+		s.Buffered = c.session.out.len()
+	}
+	if c.ready == nil && !c.unreadySince.IsZero() && c.state != StateClosed {
+		s.Downtime += time.Since(c.unreadySince)
 	}
 	if c.live != nil {
 		s.ConnectedAt = c.live.opened
