@@ -118,9 +118,9 @@ func ExampleClient_Close() {
 }
 
 func ExamplePolicy() {
-	// Treat the application's 4001 "token expired" as worth a reconnect
-	// (HeaderFunc fetches a fresh token before each attempt), give up on
-	// 4003, and leave everything else to the default policy.
+	// Treat the application's 4001 "session moved" as worth a reconnect,
+	// give up on 4003, and leave everything else to the default policy.
+	// (For a "token expired" code, see DefaultPolicy's fresh credentials.)
 	policy := func(d resocket.Disconnect) resocket.Decision {
 		switch d.Code {
 		case 4001:
@@ -285,4 +285,30 @@ func ExampleConfig_uRLs() {
 	defer c.Terminate()
 	fmt.Println(c.Stats().URL == up, c.Stats().Attempts)
 	// Output: true 2
+}
+
+// A refused credential with HeaderFunc set is retried once, at once; the
+// same refusal again in a row gives up. A custom policy does the same for
+// a private code by looking at Previous.
+func ExampleDefaultPolicy_freshCredentials() {
+	first := resocket.Disconnect{HTTPStatus: http.StatusUnauthorized, FreshHeaders: true}
+	again := first
+	again.Previous = &first
+	fmt.Println(resocket.DefaultPolicy(first))
+	fmt.Println(resocket.DefaultPolicy(again).Action)
+
+	expired := func(d resocket.Disconnect) resocket.Decision { // the application's 4401 "token expired"
+		if d.Code == 4401 {
+			if d.FreshHeaders && (d.Previous == nil || d.Previous.Code != 4401) {
+				return resocket.Decision{Action: resocket.Reconnect, Immediate: true}
+			}
+			return resocket.Decision{Action: resocket.GiveUp}
+		}
+		return resocket.DefaultPolicy(d)
+	}
+	fmt.Println(expired(resocket.Disconnect{Code: 4401, FreshHeaders: true}).Action)
+	// Output:
+	// {reconnect 0s true}
+	// give up
+	// reconnect
 }

@@ -105,3 +105,42 @@ func TestSendableCloseCodes(t *testing.T) {
 	assert.ErrorIs(t, validateClose(1000, string(make([]byte, 124))), ErrInvalidReason)
 	assert.ErrorIs(t, validateClose(1000, "\xff"), ErrInvalidReason)
 }
+
+// A refused credential (401, 3000) with HeaderFunc set is retried once at
+// once; a second in a row gives up; without HeaderFunc it gives up at
+// once. The row is what Previous says.
+func TestDefaultPolicyFreshCredentials(t *testing.T) {
+	refused401 := &Disconnect{Code: StatusAbnormalClosure, HTTPStatus: 401}
+	closed3000 := &Disconnect{Code: 3000}
+	other := &Disconnect{Code: StatusAbnormalClosure, Err: errors.New("EOF")}
+	retry := Decision{Action: Reconnect, Immediate: true}
+	giveUp := Decision{Action: GiveUp}
+	tests := []struct {
+		name string
+		d    Disconnect
+		want Decision
+	}{
+		{"401 without HeaderFunc gives up", Disconnect{HTTPStatus: 401}, giveUp},
+		{"3000 without HeaderFunc gives up", Disconnect{Code: 3000}, giveUp},
+		{"401 after 401 without HeaderFunc gives up", Disconnect{HTTPStatus: 401, Previous: refused401}, giveUp},
+		{"401 with HeaderFunc retries at once", Disconnect{HTTPStatus: 401, FreshHeaders: true}, retry},
+		{"3000 with HeaderFunc retries at once", Disconnect{Code: 3000, FreshHeaders: true}, retry},
+		{"401 after 401 gives up", Disconnect{HTTPStatus: 401, FreshHeaders: true, Previous: refused401}, giveUp},
+		{"3000 after 3000 gives up", Disconnect{Code: 3000, FreshHeaders: true, Previous: closed3000}, giveUp},
+		{"401 after 3000 gives up", Disconnect{HTTPStatus: 401, FreshHeaders: true, Previous: closed3000}, giveUp},
+		{"3000 after 401 gives up", Disconnect{Code: 3000, FreshHeaders: true, Previous: refused401}, giveUp},
+		{"401 after another outcome retries", Disconnect{HTTPStatus: 401, FreshHeaders: true, Previous: other}, retry},
+		{"3000 after another outcome retries", Disconnect{Code: 3000, FreshHeaders: true, Previous: other}, retry},
+		{"3003 with HeaderFunc still gives up", Disconnect{Code: 3003, FreshHeaders: true}, giveUp},
+		{"403 with HeaderFunc still gives up", Disconnect{HTTPStatus: 403, FreshHeaders: true}, giveUp},
+		{"a refusal before does not change 1006", Disconnect{Code: 1006, FreshHeaders: true, Previous: refused401},
+			Decision{Action: Reconnect}},
+		{"a refusal before does not change 503", Disconnect{HTTPStatus: 503, FreshHeaders: true, Previous: refused401},
+			Decision{Action: Reconnect}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, DefaultPolicy(tt.d))
+		})
+	}
+}

@@ -21,7 +21,8 @@ func (c *Client) run() {
 
 // connectLoop returns why the client ends: nil for a Stop or a Close.
 func (c *Client) connectLoop() error {
-	attempt := 0 // attempts since the last connection that stayed up
+	attempt := 0         // attempts since the last connection that stayed up
+	var prev *Disconnect // the outcome before, in the row; see Disconnect.Previous
 	for !c.closeRequested() {
 		attempt++
 		c.expireBuffered()
@@ -34,6 +35,7 @@ func (c *Client) connectLoop() error {
 				return nil // the attempt ended because the user closed
 			}
 			d.Attempt = attempt
+			d, prev = c.inRow(d, prev)
 			ended = DialFailed{Disconnect: d}
 			c.nextURL()
 		} else {
@@ -48,6 +50,7 @@ func (c *Client) connectLoop() error {
 				attempt = 0
 			}
 			d.Attempt = max(attempt, 1)
+			d, prev = c.inRow(d, prev)
 			ended = Disconnected{ConnID: conn.id, Disconnect: d}
 			if d.Code == StatusGoingAway {
 				c.nextURL()
@@ -59,6 +62,19 @@ func (c *Client) connectLoop() error {
 		}
 	}
 	return nil
+}
+
+// inRow completes d with what a policy needs to tell a repeated outcome
+// from a first one (Disconnect.FreshHeaders, Disconnect.Previous), and
+// returns it and the Previous of the next outcome.
+func (c *Client) inRow(d Disconnect, prev *Disconnect) (Disconnect, *Disconnect) {
+	d.FreshHeaders = c.cfg.headerFunc != nil
+	if d.Uptime < c.cfg.stableAfter {
+		d.Previous = prev // a connection that stayed up ends the row
+	}
+	next := d
+	next.Previous = nil // one step back is all a policy is given
+	return d, &next
 }
 
 // next decides what follows a failed attempt or an ended connection,
@@ -106,8 +122,8 @@ func (c *Client) next(d Disconnect, ended Event, forced bool) (delay time.Durati
 
 // plan turns the policy's decision into the wait before the next attempt:
 // the backoff's delay, plus MinDelay when the policy set one, or none after
-// a ForceReconnect. When the backoff has run out, a Reconnect becomes a
-// GiveUp. err is why the client ends after a GiveUp.
+// a ForceReconnect or an Immediate decision. When the backoff has run out,
+// a Reconnect becomes a GiveUp. err is why the client ends after a GiveUp.
 func (c *Client) plan(d Disconnect, dec Decision, forced bool) (_ Decision, delay time.Duration, err error) {
 	switch dec.Action {
 	case Stop:
@@ -116,7 +132,7 @@ func (c *Client) plan(d Disconnect, dec Decision, forced bool) (_ Decision, dela
 	default:
 		return Decision{Action: GiveUp}, 0, fmt.Errorf("%w: %w", ErrGaveUp, d.cause())
 	}
-	if forced {
+	if forced || dec.Immediate {
 		return dec, 0, nil
 	}
 	c.callback(func() { delay = c.bo.NextBackOff() })
