@@ -157,8 +157,9 @@ func runReconnectCycles(tb testing.TB, n int, pause, resume func()) cycles {
 }
 
 // check fails tb unless the client ended cleanly, every disconnect was the
-// server's 1012 with a Reconnect, the goroutines came back to their count
-// before the client, and the live heap stayed within heapGrowthBound.
+// server's 1012 with a Reconnect, the goroutines came back to (at most)
+// their count before the client, and the live heap stayed within
+// heapGrowthBound.
 func (r cycles) check(tb testing.TB) {
 	tb.Helper()
 	if r.closeErr != nil || r.closed.Err != nil || len(r.closed.Unsent) != 0 {
@@ -171,7 +172,9 @@ func (r cycles) check(tb testing.TB) {
 		tb.Errorf("live heap grew with the cycles: %.0f KiB after %d, %.0f KiB after %d (bound +%.0f KiB)",
 			kib(r.heapTenth), r.tenth, kib(r.heapAll), r.n, kib(heapGrowthBound))
 	}
-	if r.goroutinesAfter != r.goroutinesBefore {
+	// Fewer after than before is no leak: a goroutine of an earlier test
+	// (its server winding down) can end while the cycles run.
+	if r.goroutinesAfter > r.goroutinesBefore {
 		tb.Errorf("goroutines: %d before the client, %d after it closed", r.goroutinesBefore, r.goroutinesAfter)
 	}
 }
