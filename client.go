@@ -77,9 +77,18 @@ type Client struct {
 // must be ws:// or wss:// with a host; a bad url or Config field gives an
 // error wrapping ErrInvalidURL or ErrInvalidConfig.
 func New(url string, cfg Config) (*Client, error) {
+	return newClient(url, cfg, nil)
+}
+
+// newClient is New; tweak, if set, changes the resolved settings first
+// (tests inject a clock with it).
+func newClient(url string, cfg Config, tweak func(*settings)) (*Client, error) {
 	s, err := newSettings(url, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if tweak != nil {
+		tweak(s)
 	}
 	bo := s.newBackoff()
 	if bo == nil {
@@ -281,10 +290,11 @@ func (c *Client) enqueueLocked(typ MessageType, data []byte) error {
 // returns ErrClosed.
 //
 // Close may be called from any callback of the client's (HeaderFunc,
-// OnConnect, Policy, Backoff, OnEvent, the Dialer's hooks). While one of
-// them is running, from it or from elsewhere, Close cannot wait for the
-// goroutine that runs it: it returns once the close is under way, and
-// Done closes when the callback has returned and the client has ended.
+// OnConnect, Policy, Backoff, OnEvent, Heartbeat.IsAnswer, the Dialer's
+// hooks). While one of them is running, from it or from elsewhere, Close
+// cannot wait for the goroutine that runs it: it returns once the close is
+// under way, and Done closes when the callback has returned and the client
+// has ended.
 func (c *Client) Close(code StatusCode, reason string) error {
 	if err := validateClose(code, reason); err != nil {
 		return err
@@ -318,8 +328,12 @@ func (c *Client) Terminate() {
 // ForceReconnect drops the current connection, without a closing
 // handshake, and dials again at once; while the client waits out a backoff
 // it cuts the wait short; during a handshake it does nothing more (the
-// connection that opens serves it). Use it when you know the link is stale,
-// after a network change, say. The policy is not consulted for the dropped
+// connection that opens serves it). It is the hook for network changes the
+// application learns of (an interface went down, Wi-Fi switched to
+// cellular, a VPN came up): the old connection's route may be gone, and
+// the keepalive would take up to PingInterval + PongTimeout to notice.
+// A sleep of the machine needs no call: the keepalive notices it and
+// checks the link at once. The policy is not consulted for the dropped
 // connection: its Disconnected carries ErrForcedReconnect and a Reconnect
 // decision. It does nothing once the client is closing or has ended.
 func (c *Client) ForceReconnect() {

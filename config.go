@@ -140,6 +140,12 @@ type Config struct {
 	// at once gets growing delays, not a tight loop; 0 means
 	// DefaultStableAfter.
 	StableAfter time.Duration
+	// Heartbeat, if set, replaces the keepalive's WebSocket pings with a
+	// message of the application's own, for servers behind proxies that
+	// answer pings themselves or drop them; see Heartbeat. It is sent on
+	// the keepalive's schedule, so it needs PingInterval >= 0. nil means
+	// WebSocket pings.
+	Heartbeat *Heartbeat
 }
 
 // DefaultBackoff returns the backoff used when Config.Backoff is nil:
@@ -200,6 +206,11 @@ type settings struct {
 	onConnect    func(ctx context.Context, conn *Conn) error
 	onEvent      func(Event)
 	logger       *slog.Logger // nil when silent: no log arguments are built at all
+	heartbeat    *Heartbeat   // a copy
+	// clock and sleepCheck are the keepalive's; tests replace them (see
+	// export_test.go).
+	clock      clock
+	sleepCheck time.Duration
 
 	maxBufferAge      time.Duration
 	maxConnectionAge  time.Duration
@@ -217,31 +228,35 @@ func newSettings(rawURL string, cfg Config) (*settings, error) {
 		return nil, err
 	}
 	s := &settings{
-		urls:         []*url.URL{u},
-		header:       cfg.Header.Clone(),
-		headerFunc:   cfg.HeaderFunc,
-		subprotocols: append([]string(nil), cfg.Subprotocols...),
-		policy:       cfg.Policy,
-		newBackoff:   cfg.Backoff,
-		eventBuffer:  orDefault(cfg.EventBuffer, DefaultEventBuffer),
-		keepalive:    cfg.PingInterval >= 0,
-		pingInterval: orDefault(cfg.PingInterval, DefaultPingInterval),
-		pongTimeout:  orDefault(cfg.PongTimeout, DefaultPongTimeout),
-		closeTimeout: orDefault(cfg.CloseTimeout, DefaultCloseTimeout),
-		readLimit:    orDefault(cfg.ReadLimit, DefaultReadLimit),
-		stableAfter:  orDefault(cfg.StableAfter, DefaultStableAfter),
-		onConnect:    cfg.OnConnect,
-		onEvent:      cfg.OnEvent,
-		logger:       cfg.Logger,
-
+		urls:              []*url.URL{u},
+		header:            cfg.Header.Clone(),
+		headerFunc:        cfg.HeaderFunc,
+		subprotocols:      append([]string(nil), cfg.Subprotocols...),
+		policy:            cfg.Policy,
+		newBackoff:        cfg.Backoff,
+		eventBuffer:       orDefault(cfg.EventBuffer, DefaultEventBuffer),
+		keepalive:         cfg.PingInterval >= 0,
+		pingInterval:      orDefault(cfg.PingInterval, DefaultPingInterval),
+		pongTimeout:       orDefault(cfg.PongTimeout, DefaultPongTimeout),
+		closeTimeout:      orDefault(cfg.CloseTimeout, DefaultCloseTimeout),
+		readLimit:         orDefault(cfg.ReadLimit, DefaultReadLimit),
+		stableAfter:       orDefault(cfg.StableAfter, DefaultStableAfter),
+		onConnect:         cfg.OnConnect,
+		onEvent:           cfg.OnEvent,
+		logger:            cfg.Logger,
 		maxBufferAge:      cfg.MaxBufferAge,
 		maxConnectionAge:  cfg.MaxConnectionAge,
 		resume:            cfg.Resume,
 		resumeCodec:       cfg.ResumeCodec,
 		resumeBufferBytes: orDefault(cfg.ResumeBufferBytes, DefaultResumeBufferBytes),
+		clock:             systemClock,
+		sleepCheck:        sleepCheckInterval,
 	}
 	if s.resume && s.resumeCodec == nil {
 		s.resumeCodec = builtinCodec{}
+	}
+	if hb := cfg.Heartbeat; hb != nil {
+		s.heartbeat = &Heartbeat{Type: hb.Type, Data: append([]byte(nil), hb.Data...), IsAnswer: hb.IsAnswer}
 	}
 	for _, raw := range cfg.URLs {
 		extra, err := parseURL(raw)
@@ -327,6 +342,14 @@ func (cfg Config) check() error {
 		return fmt.Errorf("%w: Resume needs a send buffer (the outbox); SendBuffer is %d", ErrInvalidConfig, cfg.SendBuffer)
 	case cfg.ResumeCodec != nil && !cfg.Resume:
 		return fmt.Errorf("%w: ResumeCodec is set without Resume", ErrInvalidConfig)
+	case cfg.Heartbeat != nil && cfg.PingInterval < 0:
+		return fmt.Errorf("%w: Heartbeat needs the keepalive, but PingInterval is %v", ErrInvalidConfig, cfg.PingInterval)
+	case cfg.Heartbeat != nil && cfg.Heartbeat.Type != MessageText && cfg.Heartbeat.Type != MessageBinary:
+		return bad("Heartbeat.Type", cfg.Heartbeat.Type)
+	case cfg.Heartbeat != nil && cfg.Resume:
+		// Its frames would bypass the session's framing; the session's acks
+		// do not replace it either: use ping/pong with Resume.
+		return fmt.Errorf("%w: Heartbeat with Resume is not supported", ErrInvalidConfig)
 	}
 	return checkHeader(cfg.Header, len(cfg.Subprotocols) > 0)
 }

@@ -33,11 +33,12 @@ type Conn struct {
 	writeLock   chan struct{} // holds a token while a data write is under way
 	hasDeadline bool          // guarded by writeLock: a write deadline is set on ws
 
-	// activity counts reads that brought data, pings and pongs; busy is
-	// set while the reader waits for the Events reader. The keepalive
-	// reads both.
-	activity atomic.Uint64
-	busy     atomic.Bool
+	// activity counts reads that brought data, and pings and pongs unless
+	// pingsAreLife is false (a Heartbeat replaces them); busy is set while
+	// the reader waits for the Events reader. The keepalive reads both.
+	activity     atomic.Uint64
+	busy         atomic.Bool
+	pingsAreLife bool
 
 	// With Config.Resume: whether the handshake resumed the session, and
 	// the number from which the flusher replays the outbox. Set by the
@@ -54,18 +55,19 @@ type Conn struct {
 var connIDs atomic.Uint64
 
 // newConn wraps a fresh connection. controlTimeout bounds each pong it
-// writes in answer to a ping (Config.CloseTimeout).
-func newConn(ws *websocket.Conn, readLimit int64, controlTimeout time.Duration, cs *counters) *Conn {
+// writes in answer to a ping (Config.CloseTimeout). pingsAreLife says
+// whether pings and pongs count as signs of life.
+func newConn(ws *websocket.Conn, readLimit int64, controlTimeout time.Duration, cs *counters, pingsAreLife bool) *Conn {
 	c := &Conn{id: connIDs.Add(1), ws: ws, opened: time.Now(), counters: cs,
-		writeLock: make(chan struct{}, 1), ended: make(chan struct{})}
+		writeLock: make(chan struct{}, 1), ended: make(chan struct{}), pingsAreLife: pingsAreLife}
 	ws.SetReadLimit(readLimit)
 	ws.SetPongHandler(func(string) error {
-		c.activity.Add(1)
+		c.controlSeen()
 		return nil
 	})
 	// Runs on the reader (the loop goroutine).
 	ws.SetPingHandler(func(data string) error {
-		c.activity.Add(1)
+		c.controlSeen()
 		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(controlTimeout))
 		if err != nil && !errors.Is(err, errCloseSent) && !isTimeout(err) {
 			return err
@@ -73,6 +75,14 @@ func newConn(ws *websocket.Conn, readLimit int64, controlTimeout time.Duration, 
 		return nil
 	})
 	return c
+}
+
+// controlSeen counts a ping or pong as a sign of life, unless a proxy
+// might have made it up (see Heartbeat).
+func (c *Conn) controlSeen() {
+	if c.pingsAreLife {
+		c.activity.Add(1)
+	}
 }
 
 // ID returns the connection's ID, unique within the process; it matches

@@ -26,8 +26,15 @@ var (
 	// Closed.Err when the policy or the backoff gave up.
 	ErrGaveUp = errors.New("resocket: gave up")
 	// ErrPongTimeout is the Disconnect.Err of a connection that sent
-	// nothing within PongTimeout of a ping: a half-open or dead link.
+	// nothing within PongTimeout of a ping: a half-open or dead link. After
+	// the machine slept, the ping goes out on waking and the wait is
+	// shorter: at most 3 s.
 	ErrPongTimeout = errors.New("resocket: no pong within PongTimeout")
+	// ErrHeartbeatTimeout is the Disconnect.Err of a connection that,
+	// with Config.Heartbeat set, sent no data message within PongTimeout
+	// of a heartbeat (or within a few seconds of the one sent on waking
+	// from a sleep).
+	ErrHeartbeatTimeout = errors.New("resocket: no answer to the heartbeat within PongTimeout")
 	// ErrForcedReconnect is the Disconnect.Err of a connection dropped by
 	// ForceReconnect.
 	ErrForcedReconnect = errors.New("resocket: reconnect forced")

@@ -312,3 +312,23 @@ func ExampleDefaultPolicy_freshCredentials() {
 	// give up
 	// reconnect
 }
+
+// A graphql-ws style keep-alive: the client sends {"type":"ping"}, the
+// server answers {"type":"pong"}, and the answers are not delivered as
+// events. A proxy that answers WebSocket pings itself can no longer hide
+// a dead server.
+func ExampleHeartbeat() {
+	cfg := resocket.Config{
+		PingInterval: 20 * time.Second, // how often the heartbeat goes out
+		PongTimeout:  10 * time.Second, // how long an answer may take
+		Heartbeat: &resocket.Heartbeat{
+			Type: resocket.MessageText,
+			Data: []byte(`{"type":"ping"}`),
+			IsAnswer: func(m resocket.Message) bool {
+				return m.Type == resocket.MessageText && string(m.Data) == `{"type":"pong"}`
+			},
+		},
+	}
+	fmt.Println(cfg.Heartbeat.IsAnswer(resocket.Message{Type: resocket.MessageText, Data: []byte(`{"type":"pong"}`)}))
+	// Output: true
+}

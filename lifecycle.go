@@ -87,7 +87,7 @@ func (c *Client) awaitEnd() {
 
 // callback runs f, user code, marked as such for awaitEnd. The loop and the
 // dial helper run every callback through it: HeaderFunc, OnConnect,
-// Policy, OnEvent, Backoff, and the Dialer's hooks.
+// Policy, OnEvent, Backoff, Heartbeat.IsAnswer, and the Dialer's hooks.
 func (c *Client) callback(f func()) {
 	c.inCallback.Add(1)
 	defer c.inCallback.Add(-1)

@@ -58,6 +58,9 @@ func (c *Client) receive(conn *Conn, ack *acker, typ MessageType, data []byte) (
 	}
 	c.counters.msgsIn.Add(1)
 	c.counters.bytesIn.Add(uint64(len(msg.Data)))
+	if c.isHeartbeatAnswer(msg) {
+		return Disconnect{}, true
+	}
 	var ev Event = msg // boxed once
 	if ack != nil {
 		c.deliverNumbered(conn, ev, ack)
@@ -73,6 +76,21 @@ func (c *Client) receive(conn *Conn, ack *acker, typ MessageType, data []byte) (
 	conn.activity.Add(1)
 	conn.busy.Store(false)
 	return Disconnect{}, true
+}
+
+// isHeartbeatAnswer reports whether msg answers Config.Heartbeat, and so
+// is not delivered.
+func (c *Client) isHeartbeatAnswer(msg Message) (answer bool) {
+	hb := c.cfg.heartbeat
+	if hb == nil || hb.IsAnswer == nil {
+		return false
+	}
+	// A callback (see awaitEnd), marked by hand as OnEvent is: this is the
+	// hot path, and a closure here would cost an allocation per message.
+	c.inCallback.Add(1)
+	answer = hb.IsAnswer(msg)
+	c.inCallback.Add(-1)
+	return answer
 }
 
 // readMessage reads one message into a slice of its own, on the loop. Every read that

@@ -230,7 +230,7 @@ func (c *Client) open(endpoint string) (*Conn, http.Header, Disconnect) {
 	if err != nil {
 		return nil, nil, dialDisconnect(err, header, status)
 	}
-	conn := newConn(ws, c.cfg.readLimit, c.cfg.closeTimeout, &c.counters)
+	conn := newConn(ws, c.cfg.readLimit, c.cfg.closeTimeout, &c.counters, c.cfg.heartbeat == nil)
 	c.mu.Lock()
 	req := c.closeReq
 	if req == nil {
@@ -307,7 +307,7 @@ type connRun struct {
 func (c *Client) start(conn *Conn) *connRun {
 	r := &connRun{conn: conn}
 	if c.cfg.keepalive {
-		r.ka = startKeepalive(conn, c.cfg.pingInterval, c.cfg.pongTimeout)
+		r.ka = c.startKeepalive(conn)
 	}
 	c.expireBuffered() // before the flush: what waited too long is not written
 	c.mu.Lock()

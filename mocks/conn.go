@@ -394,9 +394,13 @@ func (c *Conn) record(typ int, data []byte) {
 	}
 }
 
-// handlePing counts a ping and answers it, unless silent or closing.
+// handlePing counts a ping and answers it, unless silent or closing or
+// the server leaves pings unanswered (WithPingsUnanswered).
 func (c *Conn) handlePing(appData string) error {
 	c.pings.Add(1)
+	if c.srv.opts.ignorePings {
+		return nil
+	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if c.silent.Load() || c.closeSent {

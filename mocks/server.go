@@ -34,6 +34,7 @@ type serverOptions struct {
 	tls          bool
 	subprotocols []string
 	socketBuffer int // > 0: SO_RCVBUF and SO_SNDBUF of every connection
+	ignorePings  bool
 }
 
 // Option configures a Server made by NewServer.
@@ -58,6 +59,12 @@ func WithTLS() Option { return func(o *serverOptions) { o.tls = true } }
 // the link can hold: about twice n each way on Linux, which doubles the
 // value for its bookkeeping. n <= 0 keeps the system's defaults.
 func WithSocketBuffers(n int) Option { return func(o *serverOptions) { o.socketBuffer = n } }
+
+// WithPingsUnanswered makes every connection count the client's pings
+// but never answer them with a pong, as some proxies and CDNs that drop
+// pings do; data messages still flow (with WithEcho, a client's
+// application-level heartbeat is answered).
+func WithPingsUnanswered() Option { return func(o *serverOptions) { o.ignorePings = true } }
 
 // WithSubprotocols sets the subprotocols the server supports, in order of
 // preference; the first one the client also offers is selected during the
