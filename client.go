@@ -42,8 +42,10 @@ type Client struct {
 	cancel context.CancelFunc
 	// terminated is closed by Terminate: event delivery stops waiting.
 	terminated chan struct{}
-	// inCallback counts callbacks running now; see awaitEnd.
-	inCallback atomic.Int32
+	// inCallback counts callbacks running now; limiterWaits counts those
+	// of them that are the DialLimiter's Wait. See awaitEnd.
+	inCallback   atomic.Int32
+	limiterWaits atomic.Int32
 	// wake interrupts a backoff wait after ForceReconnect.
 	wake     chan struct{}
 	counters counters
@@ -294,7 +296,9 @@ func (c *Client) enqueueLocked(typ MessageType, data []byte) error {
 // hooks). While one of them is running, from it or from elsewhere, Close
 // cannot wait for the goroutine that runs it: it returns once the close is
 // under way, and Done closes when the callback has returned and the client
-// has ended.
+// has ended. The DialLimiter's Wait is the exception: its ctx ends with
+// Close, so Close waits for it to return, at most CloseTimeout (which is
+// what a Close from inside Wait itself costs).
 func (c *Client) Close(code StatusCode, reason string) error {
 	if err := validateClose(code, reason); err != nil {
 		return err

@@ -140,6 +140,12 @@ type Config struct {
 	// at once gets growing delays, not a tight loop; 0 means
 	// DefaultStableAfter.
 	StableAfter time.Duration
+	// DialLimiter, if set, is waited for before every attempt, after
+	// Connecting is reported and before HeaderFunc runs. Share one among
+	// many clients (a *rate.Limiter from golang.org/x/time/rate) to cap
+	// the dial rate of a whole process, so that a server restart does not
+	// bring thousands of dials at once. nil means no limit. See Limiter.
+	DialLimiter Limiter
 	// Heartbeat, if set, replaces the keepalive's WebSocket pings with a
 	// message of the application's own, for servers behind proxies that
 	// answer pings themselves or drop them; see Heartbeat. It is sent on
@@ -206,7 +212,8 @@ type settings struct {
 	onConnect    func(ctx context.Context, conn *Conn) error
 	onEvent      func(Event)
 	logger       *slog.Logger // nil when silent: no log arguments are built at all
-	heartbeat    *Heartbeat   // a copy
+	dialLimiter  Limiter
+	heartbeat    *Heartbeat // a copy
 	// clock and sleepCheck are the keepalive's; tests replace them (see
 	// export_test.go).
 	clock      clock
@@ -249,6 +256,7 @@ func newSettings(rawURL string, cfg Config) (*settings, error) {
 		resume:            cfg.Resume,
 		resumeCodec:       cfg.ResumeCodec,
 		resumeBufferBytes: orDefault(cfg.ResumeBufferBytes, DefaultResumeBufferBytes),
+		dialLimiter:       cfg.DialLimiter,
 		clock:             systemClock,
 		sleepCheck:        sleepCheckInterval,
 	}

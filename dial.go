@@ -1,6 +1,7 @@
 package resocket
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -11,6 +12,40 @@ import (
 
 	"github.com/gorilla/websocket"
 )
+
+// Limiter paces dial attempts; golang.org/x/time/rate's *Limiter
+// satisfies it. Config.DialLimiter's Wait is called before every attempt,
+// once per attempt, on the client's own goroutine, as a callback (it may
+// call any method of the client).
+//
+// Wait should block until the attempt may go ahead and return nil, or
+// return an error. An error fails the attempt (DialFailed with 1006 and
+// the error) and the policy decides what follows; DefaultPolicy reconnects
+// after the backoff. The ctx it is given ends when Close or Terminate is
+// called: Wait should then return at once, and Close and Terminate wait
+// for it (no longer than CloseTimeout), so that nothing of the client is
+// left running when they return. A Wait that ignores its ctx holds them
+// up to CloseTimeout, and Done closes once it returns.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// waitLimiter waits for Config.DialLimiter, if set, on the loop.
+// limiterWaits tells awaitEnd that the callback running is this one.
+func (c *Client) waitLimiter() error {
+	lim := c.cfg.dialLimiter
+	if lim == nil {
+		return nil
+	}
+	var err error
+	c.limiterWaits.Add(1) // before inCallback, and dropped after it: see awaitEnd
+	c.callback(func() { err = lim.Wait(c.ctx) })
+	c.limiterWaits.Add(-1)
+	if err != nil {
+		return fmt.Errorf("resocket: DialLimiter: %w", err)
+	}
+	return nil
+}
 
 // trackDial records the raw connection of a handshake under way, so that
 // requestClose can cut it; it refuses the connection once the client is

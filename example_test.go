@@ -313,6 +313,46 @@ func ExampleDefaultPolicy_freshCredentials() {
 	// reconnect
 }
 
+// everyTenth is a Limiter that lets one dial through every 10 ms; in a
+// real program, share one golang.org/x/time/rate Limiter among clients:
+// rate.NewLimiter(1000, 20) lets 1,000 dials a second through.
+type everyTenth struct{ tick *time.Ticker }
+
+func (l everyTenth) Wait(ctx context.Context) error {
+	select {
+	case <-l.tick.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func ExampleLimiter() {
+	url, stop := exampleServer(0)
+	defer stop()
+	lim := everyTenth{tick: time.NewTicker(10 * time.Millisecond)}
+	defer lim.tick.Stop()
+
+	// Clients sharing one limiter dial no faster than it allows, together.
+	var clients []*resocket.Client
+	for range 3 {
+		c, err := resocket.Dial(context.Background(), url, resocket.Config{DialLimiter: lim})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		clients = append(clients, c)
+	}
+	for _, c := range clients {
+		fmt.Println(c.State())
+		c.Terminate()
+	}
+	// Output:
+	// connected
+	// connected
+	// connected
+}
+
 // A graphql-ws style keep-alive: the client sends {"type":"ping"}, the
 // server answers {"type":"pong"}, and the answers are not delivered as
 // events. A proxy that answers WebSocket pings itself can no longer hide

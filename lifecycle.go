@@ -78,16 +78,35 @@ func (c *Client) closeRequested() bool {
 // close request. When a callback is running (Close may have been called
 // from it), they return once the close is requested, and Done closes after
 // the callback returns.
+//
+// One callback blocks by design: the DialLimiter's Wait, which a storm
+// keeps waiting for seconds. It was given c.ctx, cancelled by now, so it
+// returns at once unless Close was called from inside it: then awaitEnd
+// waits for Done, but no longer than the close deadline, which is what
+// Close from inside Wait costs. Callbacks run one at a time (all on the
+// loop, or the Dialer's hooks while the loop waits for them), so when the
+// one running is the limiter's, the two counts are equal; limiterWaits is
+// read first and rises before inCallback, so a mixed reading errs towards
+// waiting only when no other callback can be the caller.
 func (c *Client) awaitEnd() {
-	if c.inCallback.Load() > 0 {
-		return
+	limiter := c.limiterWaits.Load()
+	switch c.inCallback.Load() {
+	case 0:
+		<-c.done
+	case limiter:
+		t := time.NewTimer(time.Until(c.closeDeadline()))
+		defer t.Stop()
+		select {
+		case <-c.done:
+		case <-t.C:
+		}
 	}
-	<-c.done
 }
 
 // callback runs f, user code, marked as such for awaitEnd. The loop and the
-// dial helper run every callback through it: HeaderFunc, OnConnect,
-// Policy, OnEvent, Backoff, Heartbeat.IsAnswer, and the Dialer's hooks.
+// dial helper run every callback through it: DialLimiter, HeaderFunc,
+// OnConnect, Policy, OnEvent, Backoff, Heartbeat.IsAnswer, and the
+// Dialer's hooks.
 func (c *Client) callback(f func()) {
 	c.inCallback.Add(1)
 	defer c.inCallback.Add(-1)

@@ -212,6 +212,26 @@ func TestCloseAndTerminateLeaveNothingRunning(t *testing.T) {
 			require.True(t, srv.WaitAccepted(1, waitFor))
 			return c
 		}},
+		{"blocked DialLimiter.Wait", func(t *testing.T) *resocket.Client {
+			srv := mocks.NewServer(t)
+			entered := make(chan struct{})
+			var once sync.Once
+			cfg := quickConfig()
+			cfg.DialLimiter = limiterFunc(func(ctx context.Context) error {
+				once.Do(func() { close(entered) })
+				<-ctx.Done() // a limiter that never lets the attempt go
+				return ctx.Err()
+			})
+			c, err := resocket.New(srv.URL(), cfg)
+			require.NoError(t, err)
+			testkit.Record(t, c)
+			select {
+			case <-entered:
+			case <-time.After(waitFor):
+				t.Fatal("Wait was not called")
+			}
+			return c
+		}},
 		{"full Events and a running pump", func(t *testing.T) *resocket.Client {
 			srv := mocks.NewServer(t)
 			srv.Refuse(http.StatusServiceUnavailable, "", -1)
@@ -266,6 +286,9 @@ func callbackCases() []callbackCase {
 		return cfg.Dialer
 	}
 	return []callbackCase{
+		{name: "DialLimiter", arm: func(_ *testing.T, cfg *resocket.Config, _ *mocks.Server, call func()) {
+			cfg.DialLimiter = limiterFunc(func(context.Context) error { call(); return nil })
+		}},
 		{name: "HeaderFunc", arm: func(_ *testing.T, cfg *resocket.Config, _ *mocks.Server, call func()) {
 			cfg.HeaderFunc = func(context.Context) (http.Header, error) { call(); return nil, nil }
 		}},
@@ -324,6 +347,11 @@ func dropFirstConn(srv *mocks.Server) {
 		}
 	}()
 }
+
+// limiterFunc is a resocket.Limiter made of a function.
+type limiterFunc func(ctx context.Context) error
+
+func (f limiterFunc) Wait(ctx context.Context) error { return f(ctx) }
 
 // hookBackoff is a zero backoff that calls next or reset first.
 type hookBackoff struct{ next, reset func() }

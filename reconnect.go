@@ -222,10 +222,16 @@ func headerNames(h http.Header) []string {
 	return names
 }
 
-// open dials a connection and runs OnConnect on it. It returns the
+// open waits for the DialLimiter, dials a connection and runs OnConnect on it. It returns the
 // connection and the server's handshake headers, or a nil Conn and why.
 // Once Close is requested it returns a nil Conn and the zero Disconnect.
 func (c *Client) open(endpoint string) (*Conn, http.Header, Disconnect) {
+	if err := c.waitLimiter(); err != nil {
+		if c.closeRequested() {
+			return nil, nil, Disconnect{}
+		}
+		return nil, nil, Disconnect{Code: StatusAbnormalClosure, Err: err}
+	}
 	ws, header, status, err := c.handshake(endpoint)
 	if err != nil {
 		return nil, nil, dialDisconnect(err, header, status)

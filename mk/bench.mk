@@ -33,8 +33,11 @@ bench:
 # bench-allocs: the exact allocation counts (totals of
 # runtime.MemStats.Mallocs, not testing.AllocsPerRun's rounded-down mean:
 # bench/allocs_test.go says why) and the TLS resumption the wss figures
-# rely on, against the same child server. make test runs it too.
+# rely on, against the same child server, and the limited restart storm
+# (bench/cmd/benchrun/storm_test.go: 2,000 clients behind one
+# rate.Limiter, about 7 s). make test runs it too.
 bench-allocs:
 	$(BENCH_TESTS)
 
-BENCH_TESTS = cd bench && $(GO) test -count=1 -timeout 2m -v -run 'Allocs|Resumes' .
+BENCH_TESTS = cd bench && $(GO) test -count=1 -timeout 2m -v -run 'Allocs|Resumes' . && \
+	$(GO) test -count=1 -timeout 2m -v -run '^TestLimitedStorm$$' ./cmd/benchrun

@@ -42,6 +42,8 @@ type options struct {
 	stormRounds  int
 	svg          string
 	stormProfile string
+	// stormPolicies: the storm policies to run, by name; empty: all.
+	stormPolicies map[string]bool
 }
 
 func main() {
@@ -58,6 +60,7 @@ func main() {
 	flag.IntVar(&o.stormRounds, "storm-rounds", 0, "rounds of the storm, per policy (0: -rounds)")
 	flag.StringVar(&o.svg, "svg", "", "write the storm's reconnects-over-time histogram here (SVG)")
 	flag.StringVar(&o.stormProfile, "storm-cpuprofile", "", "profile the first storm of each policy, from the 1012 until all are back, into this file (% is replaced by the policy)")
+	stormOnly := flag.String("storm-policies", "", "comma-separated storm policies to run (default all): "+strings.Join(stormPolicyNames(), ","))
 	idleChild := flag.String("idle-child", "", "internal: open idle connections with this library and report")
 	idleURL := flag.String("idle-url", "", "internal: the /hold URL for -idle-child")
 	idleProfile := flag.String("idle-memprofile", "", "with -idle-child: write a heap profile here after measuring")
@@ -80,6 +83,15 @@ func main() {
 	for _, name := range strings.Split(only, ",") {
 		if name = strings.TrimSpace(name); name != "" {
 			o.only[name] = true
+		}
+	}
+	o.stormPolicies = map[string]bool{}
+	for _, name := range strings.Split(*stormOnly, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			if !contains(stormPolicyNames(), name) {
+				log.Fatalf("unknown storm policy %q; have %s", name, strings.Join(stormPolicyNames(), ","))
+			}
+			o.stormPolicies[name] = true
 		}
 	}
 	for name := range o.only {

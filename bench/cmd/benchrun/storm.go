@@ -5,17 +5,21 @@ import (
 	"fmt"
 	"log"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/gorilla/websocket"
 	"github.com/resocket/resocket"
+	"golang.org/x/time/rate"
 
 	"github.com/resocket/resocket/bench/internal/harness"
 )
@@ -28,7 +32,20 @@ type stormPolicy struct {
 	cfg        func() resocket.Config
 	// context rows are reported but not drawn, and carry no target.
 	context bool
+	// limit > 0: every client of the storm shares one
+	// rate.NewLimiter(limit, burst) as its Config.DialLimiter, and the
+	// storm records when each client dials.
+	limit rate.Limit
+	burst int
 }
+
+// The limited storm's limiter: 1,000 dials a second, bursts of 20. A
+// fleet of 2,000 then takes at least two seconds to come back, but never
+// sends a server more than 30 handshakes in 10 ms.
+const (
+	stormLimit = 1000
+	stormBurst = 20
+)
 
 var stormPolicies = []stormPolicy{
 	{name: "default", desc: "default Config (DefaultBackoff: 100 ms + full jitter, first delay uniform in [100 ms, 1 s))",
@@ -37,8 +54,18 @@ var stormPolicies = []stormPolicy{
 		cfg: func() resocket.Config {
 			return resocket.Config{Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(100 * time.Millisecond) }}
 		}},
+	{name: "limited", desc: fmt.Sprintf("default Config, DialLimiter: one rate.NewLimiter(%d/s, burst %d) shared by every client", stormLimit, stormBurst),
+		code: 1012, limit: stormLimit, burst: stormBurst, cfg: func() resocket.Config { return resocket.Config{} }},
 	{name: "1013-default", desc: "default Config, server sends 1013 (DefaultPolicy: MinDelay 5 s)", code: 1013,
 		context: true, cfg: func() resocket.Config { return resocket.Config{} }},
+}
+
+func stormPolicyNames() []string {
+	var names []string
+	for _, p := range stormPolicies {
+		names = append(names, p.name)
+	}
+	return names
 }
 
 // stormResult is one restart storm: when each client was back, counted
@@ -53,6 +80,74 @@ type stormResult struct {
 	// backoff delay it drew, and the rest (back - down - delay: emitting
 	// events, dialing, the handshake, OnConnect).
 	down, delays, late []time.Duration
+	// With a limiter: when each dial of the storm started (TCP connect,
+	// in the Dialer's NetDialContext), sorted; the limiter's rate and burst.
+	dials []time.Duration
+	limit rate.Limit
+	burst int
+}
+
+// dialHistogram counts the dials per 10 ms.
+func (s stormResult) dialHistogram() []int {
+	h := make([]int, int(s.dials[len(s.dials)-1]/bucket)+1)
+	for _, t := range s.dials {
+		h[int(t/bucket)]++
+	}
+	return h
+}
+
+// maxInWindow is the most dials that started within any window of
+// length w (sliding, closed at both ends).
+func (s stormResult) maxInWindow(w time.Duration) int {
+	most, j := 0, 0
+	for i := range s.dials {
+		for s.dials[i]-s.dials[j] > w {
+			j++
+		}
+		most = max(most, i-j+1)
+	}
+	return most
+}
+
+// allowed is the most dials the limiter lets start within any window of
+// length w: the burst, plus the rate over the window.
+func (s stormResult) allowed(w time.Duration) int {
+	return s.burst + int(float64(s.limit)*w.Seconds())
+}
+
+// dialLog records when dials start, for the limited storm.
+type dialLog struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+// dialer is a Dialer (as websocket.DefaultDialer, without a proxy: the
+// server is on loopback) that records each dial.
+func (l *dialLog) dialer() *websocket.Dialer {
+	var nd net.Dialer
+	return &websocket.Dialer{
+		HandshakeTimeout: 45 * time.Second,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			l.mu.Lock()
+			l.times = append(l.times, time.Now())
+			l.mu.Unlock()
+			return nd.DialContext(ctx, network, addr)
+		},
+	}
+}
+
+// since returns the dials from start on, as offsets from it, sorted.
+func (l *dialLog) since(start time.Time) []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []time.Duration
+	for _, t := range l.times {
+		if !t.Before(start) {
+			out = append(out, t.Sub(start))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
 }
 
 // stormClient is what one client's event reader saw.
@@ -132,8 +227,19 @@ func stormOnce(srv *harness.Server, p stormPolicy, n, round int, profile string)
 	}()
 	var up sync.WaitGroup
 	backAt := make(chan stormClient, n)
+	var dials *dialLog
+	var limiter *rate.Limiter
+	if p.limit > 0 {
+		dials = new(dialLog)
+		limiter = rate.NewLimiter(p.limit, p.burst)
+	}
 	for range n {
-		c, err := resocket.New(url, p.cfg())
+		cfg := p.cfg()
+		if limiter != nil {
+			cfg.DialLimiter = limiter
+			cfg.Dialer = dials.dialer()
+		}
+		c, err := resocket.New(url, cfg)
 		if err != nil {
 			return stormResult{}, err
 		}
@@ -164,7 +270,7 @@ func stormOnce(srv *harness.Server, p stormPolicy, n, round int, profile string)
 				}
 			}
 		}()
-		if len(cs)%200 == 0 { // do not flood the listen backlog
+		if limiter == nil && len(cs)%200 == 0 { // do not flood the listen backlog (the limiter paces its own)
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
@@ -219,6 +325,9 @@ func stormOnce(srv *harness.Server, p stormPolicy, n, round int, profile string)
 	for _, l := range [][]time.Duration{res.back, res.down, res.delays, res.late} {
 		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
 	}
+	if dials != nil {
+		res.dials, res.limit, res.burst = dials.since(start), p.limit, p.burst
+	}
 	return res, nil
 }
 
@@ -228,6 +337,9 @@ func runStorm(o options, srv *harness.Server, rep *report) error {
 		load := loadavg()
 		rep.stormRounds = append(rep.stormRounds, roundInfo{round: r, load: load, at: time.Now()})
 		for _, p := range rotate(stormPolicies, r) {
+			if len(o.stormPolicies) > 0 && !o.stormPolicies[p.name] {
+				continue
+			}
 			profile := ""
 			if o.stormProfile != "" && r == 0 {
 				profile = strings.Replace(o.stormProfile, "%", p.name, 1)
@@ -242,6 +354,11 @@ func runStorm(o options, srv *harness.Server, rep *report) error {
 				r+1, o.stormRounds, p.name, res.peak(), res.mean(), ms(res.allBack()), ms(res.write),
 				ms(pct(res.down, 1)), ms(pct(res.delays, 1)), ms(pct(res.late, 0.5)), ms(pct(res.late, 0.99)), ms(pct(res.late, 1)),
 				load, 10*res.peakBucket(), res.peakAfterBurst(), h[:min(len(h), 20)])
+			if res.limit > 0 {
+				log.Printf("storm round %d/%d %s: %d dials; most in any 10 ms %d (allowed %d), 100 ms %d (allowed %d), 1 s %d (allowed %d)",
+					r+1, o.stormRounds, p.name, len(res.dials), res.maxInWindow(10*time.Millisecond), res.allowed(10*time.Millisecond),
+					res.maxInWindow(100*time.Millisecond), res.allowed(100*time.Millisecond), res.maxInWindow(time.Second), res.allowed(time.Second))
+			}
 			rep.storm = append(rep.storm, res)
 		}
 	}
@@ -296,6 +413,15 @@ func (r *report) stormSummary() string {
 			f(st.fanOut, "%.0f"), f(st.afterRatio, "%.2f"))
 	}
 	b.WriteString("\n")
+	for _, s := range r.storm {
+		if s.limit > 0 {
+			fmt.Fprintf(&b, "- limited, round %d: %d dials after the 1012; most in any 10 ms %d (the limiter allows %d), in any 100 ms %d (allows %d), in any 1 s %d (allows %d); %d of %d clients back\n",
+				s.round+1, len(s.dials), s.maxInWindow(10*time.Millisecond), s.allowed(10*time.Millisecond),
+				s.maxInWindow(100*time.Millisecond), s.allowed(100*time.Millisecond),
+				s.maxInWindow(time.Second), s.allowed(time.Second), len(s.back), s.clients)
+		}
+	}
+	b.WriteString("\n")
 	return b.String()
 }
 
@@ -335,6 +461,9 @@ func (r *report) stormSVG() string {
 	span := 0.0
 	for _, s := range panels {
 		span = max(span, ms(s.allBack()))
+		if len(s.dials) > 0 {
+			span = max(span, ms(s.dials[len(s.dials)-1]))
+		}
 	}
 	span = math.Ceil((span+1)/100) * 100
 	x := func(msec float64) float64 { return float64(left) + msec/span*plotW }
@@ -345,12 +474,16 @@ func (r *report) stormSVG() string {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="15" font-weight="bold">Restart storm: %d resocket clients, the server sends 1012 to all at t = 0</text>`+"\n", left, r.stormN)
 	fmt.Fprintf(&b, `<text x="%d" y="42" fill="#555">Reconnects per 10 ms (client's Connected event), the median-peak round of %d per policy</text>`+"\n", left, len(r.stormRounds))
-	colors := []string{"#2b6cb0", "#c05621"}
+	colors := []string{"#2b6cb0", "#c05621", "#2f855a"}
 	for i, s := range panels {
 		y0 := float64(top + i*(panelH+gap) + 20) // top of the plot area
 		base := y0 + panelH
 		h := s.histogram()
-		ymax := niceCeil(float64(s.peak()))
+		if s.limit > 0 {
+			// What the limiter governs: when the dials start.
+			h = s.dialHistogram()
+		}
+		ymax := niceCeil(float64(slices.Max(h)))
 		y := func(v float64) float64 { return base - v/ymax*panelH }
 		desc := s.policy
 		for _, p := range stormPolicies {
@@ -382,12 +515,27 @@ func (r *report) stormSVG() string {
 				x(float64(k*10)), y(float64(c)), math.Max(bw-0.6, 0.6), base-y(float64(c)), colors[i%len(colors)])
 		}
 		// Mean rate over the recovery, and the moment the last was back.
-		fmt.Fprintf(&b, `<line x1="%d" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#222" stroke-dasharray="5,4"/>`+"\n",
-			left, x(ms(s.allBack())), y(s.mean()), y(s.mean()))
+		if s.limit == 0 {
+			fmt.Fprintf(&b, `<line x1="%d" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#222" stroke-dasharray="5,4"/>`+"\n",
+				left, x(ms(s.allBack())), y(s.mean()), y(s.mean()))
+		}
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#c53030" stroke-dasharray="3,3"/>`+"\n",
 			x(ms(s.allBack())), x(ms(s.allBack())), y0, base)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" fill="#333">peak %d per 10 ms, %d after the fan-out + 20 ms · mean over the recovery %.1f (dashed) · all back at %.0f ms (red)</text>`+"\n",
-			left, y0-9, s.peak(), s.peakAfterBurst(), s.mean(), ms(s.allBack()))
+		if s.limit > 0 {
+			// What the limiter lets through per 10 ms, the burst aside.
+			per := float64(s.limit) * bucket.Seconds()
+			fmt.Fprintf(&b, `<line x1="%d" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#2f855a" stroke-width="2"/>`+"\n",
+				left, x(span), y(per), y(per))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" fill="#2f855a">the limit: %s per 10 ms (most dials in any 10 ms: %d; in any 1 s: %d of %d allowed)</text>`+"\n",
+				x(span), y(per)-4, trimFloat(per), s.maxInWindow(bucket), s.maxInWindow(time.Second), s.allowed(time.Second))
+		}
+		if s.limit > 0 {
+			fmt.Fprintf(&b, `<text x="%d" y="%.1f" fill="#333">dials started per 10 ms (not Connected events) · all %d clients back at %.0f ms (red)</text>`+"\n",
+				left, y0-9, s.clients, ms(s.allBack()))
+		} else {
+			fmt.Fprintf(&b, `<text x="%d" y="%.1f" fill="#333">peak %d per 10 ms, %d after the fan-out + 20 ms · mean over the recovery %.1f (dashed) · all back at %.0f ms (red)</text>`+"\n",
+				left, y0-9, s.peak(), s.peakAfterBurst(), s.mean(), ms(s.allBack()))
+		}
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#333"/>`+"\n", left, left, y0, base)
 		fmt.Fprintf(&b, `<line x1="%d" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#333"/>`+"\n", left, x(span), base, base)
 	}
