@@ -21,7 +21,9 @@ import (
 // make them up; the client still answers the server's pings.
 type Heartbeat struct {
 	// Type and Data are the message sent; Type is MessageText or
-	// MessageBinary. Data is copied by New.
+	// MessageBinary. Data is copied by New. Heartbeats are written like
+	// any message (after a write under way) and count in
+	// Stats.MessagesOut; they are not kept for the next connection.
 	Type MessageType
 	Data []byte
 	// IsAnswer, if set, recognises the server's answers to the heartbeat:
