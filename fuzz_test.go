@@ -278,3 +278,47 @@ func FuzzDefaultPolicy(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDefaultPolicyFreshCredentials: FreshHeaders and Previous change the
+// decision for a refused credential (401, 3000) only, and there as the
+// documented rule says: one retry at once with HeaderFunc set, none
+// after a refused credential, none without HeaderFunc. For everything
+// else the decision is the one without them.
+func FuzzDefaultPolicyFreshCredentials(f *testing.F) {
+	f.Add(0, 401, true, false, 0, 0)
+	f.Add(0, 401, true, true, 0, 401)
+	f.Add(3000, 0, true, true, 3000, 0)
+	f.Add(3000, 0, true, true, 1006, 0)
+	f.Add(3000, 0, false, false, 0, 0)
+	f.Add(1006, 0, true, true, 3000, 0)
+	f.Add(4401, 0, true, true, 4401, 0)
+	f.Add(3000, 503, true, false, 0, 0)
+	f.Fuzz(func(t *testing.T, code, status int, fresh, hasPrev bool, prevCode, prevStatus int) {
+		d := Disconnect{Code: StatusCode(code), HTTPStatus: status, FreshHeaders: fresh}
+		prevRefused := false
+		if hasPrev {
+			d.Previous = &Disconnect{Code: StatusCode(prevCode), HTTPStatus: prevStatus}
+			prevRefused = prevStatus == 401 || (prevStatus == 0 && prevCode == 3000)
+		}
+		dec := DefaultPolicy(d)
+		checkDecision(t, dec)
+		if dec.Immediate && dec.Action != Reconnect {
+			t.Fatalf("DefaultPolicy(%+v) = %+v: Immediate without Reconnect", d, dec)
+		}
+		refused := status == 401 || (status == 0 && code == 3000)
+		switch {
+		case refused && fresh && !prevRefused:
+			if dec != (Decision{Action: Reconnect, Immediate: true}) {
+				t.Fatalf("DefaultPolicy(%+v) = %+v, want one retry at once", d, dec)
+			}
+		case refused:
+			if dec != (Decision{Action: GiveUp}) {
+				t.Fatalf("DefaultPolicy(%+v) = %+v, want GiveUp", d, dec)
+			}
+		default:
+			if plain := DefaultPolicy(Disconnect{Code: d.Code, HTTPStatus: status}); dec != plain {
+				t.Fatalf("DefaultPolicy(%+v) = %+v, but %+v without FreshHeaders and Previous", d, dec, plain)
+			}
+		}
+	})
+}

@@ -13,7 +13,7 @@ GO ?= go
 # (one: fuzzing shares the machine).
 FUZZTIME ?= 30s
 FUZZPARALLEL ?= 1
-FUZZ_TARGETS := FuzzCloseFrame FuzzParseRetryAfter FuzzDefaultPolicy
+FUZZ_TARGETS := FuzzCloseFrame FuzzParseRetryAfter FuzzDefaultPolicy FuzzDefaultPolicyFreshCredentials
 
 # SOAK_CYCLES is the number of reconnect cycles of BenchmarkReconnectCycles.
 SOAK_CYCLES ?= 1000
