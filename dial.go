@@ -16,7 +16,8 @@ import (
 // Limiter paces dial attempts; golang.org/x/time/rate's *Limiter
 // satisfies it. Config.DialLimiter's Wait is called before every attempt,
 // once per attempt, on the client's own goroutine, as a callback (it may
-// call any method of the client).
+// call any method of the client). Nothing skips it: not ForceReconnect,
+// not a policy's Immediate retry.
 //
 // Wait should block until the attempt may go ahead and return nil, or
 // return an error. An error fails the attempt (DialFailed with 1006 and

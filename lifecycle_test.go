@@ -315,6 +315,18 @@ func callbackCases() []callbackCase {
 			cfg.Backoff = func() backoff.BackOff { return &hookBackoff{reset: call} }
 			dropFirstConn(srv)
 		}},
+		{name: "Heartbeat.IsAnswer", arm: func(_ *testing.T, cfg *resocket.Config, srv *mocks.Server, call func()) {
+			cfg.PingInterval = time.Hour // the heartbeat needs the keepalive; no heartbeat needs to go out
+			cfg.Heartbeat = &resocket.Heartbeat{Type: resocket.MessageText, Data: []byte("hb"),
+				IsAnswer: func(resocket.Message) bool { call(); return false }}
+			go func() { // the first connection gets a message to recognise
+				select {
+				case conn := <-srv.Accepted():
+					_ = conn.SendText("hello")
+				case <-time.After(waitFor):
+				}
+			}()
+		}},
 		{name: "Dialer.NetDialContext", arm: func(_ *testing.T, cfg *resocket.Config, _ *mocks.Server, call func()) {
 			dialer(cfg).NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 				call()
@@ -419,6 +431,10 @@ func TestEveryCallbackMayCallEveryMethod(t *testing.T) {
 				} else {
 					waitConnected(t, c) // the client goes on
 					testkit.ReturnsWithin(t, waitFor, "Close", func() { assert.NoError(t, c.Close(resocket.StatusNormalClosure, "")) })
+					// A callback that runs on a live connection (IsAnswer)
+					// may still be returning when Close is called, and
+					// Close then returns before Done: wait for it.
+					testkit.WaitClosed(t, c.Done(), waitFor, "Done after Close after "+name+" from "+cb.name)
 				}
 				testkit.NoClientGoroutines(t, "the client ended")
 			})
