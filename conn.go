@@ -46,6 +46,7 @@ type Conn struct {
 	resumed    bool
 	replayFrom uint64
 	inSeq      uint64 // the number of the last data message read (the loop's)
+	moveAsked  bool   // the server sent the move hint (the loop's)
 
 	endOnce sync.Once
 	ended   chan struct{} // closed by kill

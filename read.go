@@ -37,6 +37,9 @@ func (c *Client) read(conn *Conn, ack *acker) Disconnect {
 		if d, ok := c.receive(conn, ack, MessageType(typ), data); !ok {
 			return d
 		}
+		if conn.moveAsked {
+			return Disconnect{Err: errMoveAsked}
+		}
 	}
 }
 

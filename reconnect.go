@@ -292,7 +292,9 @@ func (c *Client) serve(conn *Conn, connected Connected) (*Conn, Disconnect) {
 	if c.cfg.maxConnectionAge > 0 {
 		r, d = c.serveRotating(r)
 	} else {
-		d = c.read(r.conn, r.ack)
+		for d = c.read(r.conn, r.ack); errors.Is(d.Err, errMoveAsked); d = c.read(r.conn, r.ack) {
+			r = c.move(r)
+		}
 	}
 	r.stop(c)
 	d.Uptime = time.Since(r.conn.opened)

@@ -438,6 +438,10 @@ func (c *Client) unframe(conn *Conn, msg Message) (_ Message, deliver bool, err 
 	if f.Ack {
 		return msg, false, c.onAck(f.Received)
 	}
+	if f.Move {
+		conn.moveAsked = true
+		return msg, false, nil
+	}
 	// Implicit numbers count from what this connection's handshake
 	// offered: with MaxConnectionAge, an older connection may have
 	// delivered more meanwhile, and this one replays it.

@@ -61,6 +61,7 @@ type ResumeAnswer struct {
 // implicitly (the next after the last one received).
 type ResumeFrame struct {
 	Ack      bool
+	Move     bool // the server is going away: the client moves to its next URL, make-before-break
 	Received uint64
 	Seq      uint64
 	Type     MessageType
@@ -122,6 +123,11 @@ func (builtinCodec) Decode(typ MessageType, frame []byte) (ResumeFrame, error) {
 	switch frame[0] {
 	case wire.KindData:
 		return ResumeFrame{Type: typ, Data: frame[1:]}, nil
+	case wire.KindMove:
+		if typ != MessageBinary || len(frame) != 1 {
+			return ResumeFrame{}, fmt.Errorf("malformed move frame")
+		}
+		return ResumeFrame{Move: true}, nil
 	case wire.KindAck:
 		if typ != MessageBinary {
 			return ResumeFrame{}, fmt.Errorf("ack frame sent as text")

@@ -2,6 +2,7 @@ package resocket
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 )
@@ -81,8 +82,16 @@ func (c *Client) serveRotating(r *connRun) (*connRun, Disconnect) {
 				drain(frames)
 				return r, d
 			}
+			if r.conn.moveAsked {
+				r.conn.moveAsked = false
+				c.nextURL()
+				if next, nextFrames := c.rotate(r, c.drainFrames(frames)); next != nil {
+					r, frames = next, nextFrames
+					age.Reset(c.rotationDelay())
+				}
+			}
 		case <-age.C:
-			next, nextFrames := c.rotate(r, frames)
+			next, nextFrames := c.rotate(r, c.drainFrames(frames))
 			if next == nil {
 				if !c.closeRequested() {
 					// Kept the old one: try again after a tenth of the age.
@@ -101,7 +110,7 @@ func (c *Client) serveRotating(r *connRun) (*connRun, Disconnect) {
 // brings until its close frame. It returns the new connection's run and
 // reader, or nil when the new one could not be opened (the old one then
 // goes on). It runs on the loop.
-func (c *Client) rotate(old *connRun, oldFrames <-chan frame) (*connRun, <-chan frame) {
+func (c *Client) rotate(old *connRun, drainOld func(*connRun)) (*connRun, <-chan frame) {
 	c.mu.Lock()
 	endpoint := c.cfg.urls[c.urlIndex]
 	c.attempts++
@@ -152,16 +161,45 @@ func (c *Client) rotate(old *connRun, oldFrames <-chan frame) (*connRun, <-chan 
 	}
 	// The old connection's last messages, up to its close frame (bounded
 	// by CloseTimeout), come before any of the new one's.
-	for f := range oldFrames {
-		if f.end {
-			break
-		}
-		if _, ok := c.receive(old.conn, old.ack, f.typ, f.data); !ok {
-			old.conn.kill(errConnEnded)
-			drain(oldFrames)
-			break
+	drainOld(old)
+	old.stop(c)
+	if c.cfg.maxConnectionAge == 0 {
+		return next, nil // read on the loop
+	}
+	return next, c.startReader(conn)
+}
+
+// drainFrames delivers what an old connection's conn reader still brings,
+// up to its end.
+func (c *Client) drainFrames(frames <-chan frame) func(*connRun) {
+	return func(old *connRun) {
+		for f := range frames {
+			if f.end {
+				return
+			}
+			if _, ok := c.receive(old.conn, old.ack, f.typ, f.data); !ok {
+				old.conn.kill(errConnEnded)
+				drain(frames)
+				return
+			}
 		}
 	}
-	old.stop(c)
-	return next, c.startReader(conn)
+}
+
+// errMoveAsked ends read when the server sent the move hint.
+var errMoveAsked = errors.New("resocket: the server asked to move")
+
+// move answers the server's move hint (it is going away) while the loop
+// reads the connection itself: the next URL is dialed while the old
+// connection still serves, then the old one is closed and read to its
+// end. It returns the connection to go on with: the old one if the new
+// one could not be opened. It runs on the loop.
+func (c *Client) move(r *connRun) *connRun {
+	r.conn.moveAsked = false
+	c.nextURL()
+	next, _ := c.rotate(r, func(old *connRun) { c.read(old.conn, old.ack) })
+	if next == nil {
+		return r
+	}
+	return next
 }

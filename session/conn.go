@@ -329,6 +329,14 @@ func (c *sconn) writeAck(n uint64) bool {
 	return c.wrote(c.ws.WriteMessage(websocket.BinaryMessage, wire.AppendAck(nil, n)))
 }
 
+// writeMove sends the move hint: this server is going away.
+func (c *sconn) writeMove() {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	c.wrote(c.ws.WriteMessage(websocket.BinaryMessage, []byte{wire.KindMove}))
+}
+
 // wrote reports whether a write succeeded. A failed one cuts the
 // connection, except after our close frame: then the reader drains the
 // socket until the client answers (see isClosing).

@@ -19,7 +19,16 @@ import (
 // server has received, and asserts exactly once, in order, both ways.
 func stream(t *testing.T, ts *testServer, cfg resocket.Config, n, step int, fault func(i int)) *testkit.Recorder {
 	t.Helper()
-	c, err := resocket.New(ts.URL(), cfg)
+	rec, _ := streamTo(t, ts.URL(), ts.peer, cfg, n, step, fault)
+	return rec
+}
+
+// streamTo is stream against url, with p the server side of every Server
+// the client may reach.
+func streamTo(t *testing.T, url string, p *peer, cfg resocket.Config, n, step int, fault func(i int)) (*testkit.Recorder, *resocket.Client) {
+	t.Helper()
+	ts := &testServer{peer: p}
+	c, err := resocket.New(url, cfg)
 	require.NoError(t, err)
 	rec := testkit.Record(t, c)
 
@@ -82,7 +91,7 @@ func stream(t *testing.T, ts *testServer, cfg resocket.Config, n, step int, faul
 		want[i] = fmt.Sprintf("c%06d", i+1)
 	}
 	assert.Equal(t, want, fromClient, "client to server: exactly once, in order")
-	return rec
+	return rec, c
 }
 
 func TestExactlyOnceWithoutFaults(t *testing.T) {

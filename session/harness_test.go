@@ -79,10 +79,17 @@ type testServer struct {
 
 func newTestServer(t *testing.T, opts session.Options) *testServer {
 	t.Helper()
+	return newTestServerFor(t, opts, newPeer())
+}
+
+// newTestServerFor is newTestServer with p as its application: several
+// servers may share one.
+func newTestServerFor(t *testing.T, opts session.Options, p *peer) *testServer {
+	t.Helper()
 	if opts.Store == nil {
 		opts.Store = session.NewMemoryStore()
 	}
-	ts := &testServer{t: t, store: opts.Store, opts: opts, h: &swappable{}, peer: newPeer()}
+	ts := &testServer{t: t, store: opts.Store, opts: opts, h: &swappable{}, peer: p}
 	ts.h.cur.Store(session.NewServer(opts, ts.peer.serve))
 	ts.http = httptest.NewServer(ts.h)
 	ts.proxy = newCutter(t, ts.http.Listener.Addr().String())

@@ -68,6 +68,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 	shutdown bool
+	draining bool           // Drain was called: new handshakes are refused
 	running  sync.WaitGroup // serve functions and connections
 }
 
@@ -194,7 +195,7 @@ type answer struct {
 // connection, so that it does not end before serveConn or upgradeFailed.
 func (s *Server) find(ctx context.Context, req resumeRequest) (*Session, answer, *refusal) {
 	s.mu.Lock()
-	if s.shutdown {
+	if s.shutdown || s.draining {
 		s.mu.Unlock()
 		return nil, answer{}, &refusal{http.StatusServiceUnavailable, "server shutting down"}
 	}
@@ -311,6 +312,33 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Drain asks every connected client to move to another server, for a
+// rolling restart without a gap: each client receives the move hint
+// (docs/protocol.md), dials the next URL of its Config.URLs while this
+// connection still serves, resumes its session there (the Store must be
+// shared) and then closes this connection. New handshakes are refused
+// with 503 from now on. Drain returns once no session here has a
+// connection, or with ctx's error; call Shutdown after it for the clients
+// that did not move (they are told 1012).
+func (s *Server) Drain(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	sessions := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.askToMove()
+	}
+	for _, sess := range sessions {
+		if err := sess.waitDetached(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // token returns n random bytes, URL-safe base64: session IDs (128 bits)

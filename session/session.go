@@ -256,6 +256,28 @@ func (s *Session) touch() {
 	}
 }
 
+// askToMove sends the move hint on the session's connection, if any.
+func (s *Session) askToMove() {
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	if conn != nil {
+		conn.writeMove()
+	}
+}
+
+// waitDetached returns once the session has no connection here.
+func (s *Session) waitDetached(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.conn != nil && s.err == nil {
+		if !s.waitLocked(ctx) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // served is called when serve has returned: the session ends for good.
 func (s *Session) served() { s.end(ErrClosed, true) }
 

@@ -28,6 +28,7 @@ const Version = "1"
 const (
 	KindData byte = 0x00 // the rest is one application message, of the frame's WebSocket type
 	KindAck  byte = 0x01 // binary; 8 bytes follow: the cumulative count received, big-endian
+	KindMove byte = 0x02 // binary, server to client, alone: this server is going away, move now
 )
 
 // AckLen is the length of an ack frame.
