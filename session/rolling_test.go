@@ -49,3 +49,23 @@ func TestRollingRestartWithoutAGap(t *testing.T) {
 	downtime := c.Stats().Downtime
 	t.Logf("%d moves; time with no ready connection, in total: %v (Send kept numbering into the outbox meanwhile)", moves, downtime)
 }
+
+// TestRotationWithResume: MaxConnectionAge with a resumable session: each
+// new connection takes the session over from the old one on the server,
+// and nothing is lost or repeated either way.
+func TestRotationWithResume(t *testing.T) {
+	ts := newTestServer(t, session.Options{})
+	cfg := resumeConfig()
+	cfg.MaxConnectionAge = 20 * time.Millisecond
+	rec := stream(t, ts, cfg, 3000, 0, nil)
+	replaced := 0
+	for _, ev := range testkit.Only[resocket.Connected](rec.Events())[1:] {
+		assert.True(t, ev.Resumed, rec.History())
+		if ev.Replaced != 0 {
+			replaced++
+		}
+	}
+	assert.NotZero(t, replaced, "rotations happened: %s", rec.History())
+	assert.Empty(t, testkit.Only[resocket.SessionLost](rec.Events()))
+	t.Logf("%d rotations", replaced)
+}
