@@ -26,7 +26,11 @@ import (
 // Terminate, which never wait on the reader for longer than CloseTimeout.
 // Short-lived helpers: the dial helper (runs the Dialer and its hooks
 // while the loop waits), the flusher (writes the send buffer beside the
-// reader), the pump (delivers lifecycle events that found Events full).
+// reader), the pump (delivers lifecycle events that found Events full),
+// with Resume the acker (batched acks, from a timer), and with
+// MaxConnectionAge a conn reader per connection, which reads the socket
+// and hands each message to the loop so that the loop is free to open
+// the next connection.
 // Send writes on the caller's goroutine. docs/architecture.md has the
 // whole picture.
 type Client struct {
