@@ -228,6 +228,14 @@ func (c *Client) State() State {
 // GiveUp it returns ErrClosed. Send is safe from many goroutines at once;
 // data is not retained after Send returns unless it is buffered (as a
 // copy).
+//
+// With Config.Resume, Send returns nil once the message is numbered into
+// the session's outbox (as a copy): written at once when connected,
+// replayed after a reconnect, kept until the server acknowledges it. When
+// the outbox is full (SendBuffer messages or ResumeBufferBytes) Send waits
+// for acknowledgements, honouring ctx: it never fails with ErrBufferFull.
+// An error means the message was not taken. Use Flush to wait for the
+// server's acknowledgement.
 func (c *Client) Send(ctx context.Context, typ MessageType, data []byte) error {
 	if typ != MessageText && typ != MessageBinary {
 		return fmt.Errorf("%w: %d", ErrInvalidMessageType, int(typ))
