@@ -16,7 +16,7 @@ type Stats struct {
 	BytesIn     uint64
 	MessagesOut uint64 // data messages written (buffered ones once flushed)
 	BytesOut    uint64
-	Buffered    int // messages waiting in the send buffer
+	Buffered    int // messages waiting in the send buffer; with Resume, in the outbox (not yet acknowledged)
 
 	// Downtime is how long, in total since the first connection was
 	// ready, no connection was ready to take a Send (it buffered). A
