@@ -13,8 +13,12 @@ import (
 var srv *redisServer
 
 // TestMain starts redis-server for the package's tests and stops it after
-// them, then checks that no goroutine was left behind.
+// them, then checks that no goroutine was left behind. A test binary
+// started with FLEET_SERVER set is a fleet server instead (fleet_test.go).
 func TestMain(m *testing.M) {
+	if os.Getenv(fleetEnv) != "" {
+		os.Exit(fleetServerMain())
+	}
 	var err error
 	srv, err = startRedis()
 	if err != nil {
