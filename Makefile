@@ -1,15 +1,17 @@
 # The two commands a new user types are `go run ./example` and `make test`.
 GO ?= go
 
-.PHONY: test deps fmt-check vet lint race interop interop-deps
+.PHONY: test deps fmt-check vet lint race interop interop-deps redis
 
-# The fault-injection and interop suites run after the root module's
-# checks, one after the other even under make -j: they measure detection
-# times and should not share two cores with the race run. bench-allocs
-# (mk/bench.mk) asserts exact allocation counts, which load does not change.
+# The fault-injection, interop and Redis suites run after the root
+# module's checks, one after the other even under make -j: they measure
+# detection and recovery times and should not share two cores with the
+# race run. bench-allocs (mk/bench.mk) asserts exact allocation counts,
+# which load does not change.
 test: fmt-check vet lint race bench-allocs
 	@$(MAKE) --no-print-directory faults
 	@$(MAKE) --no-print-directory interop
+	@$(MAKE) --no-print-directory redis
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -32,12 +34,14 @@ lint: $(GOLANGCI)
 	cd interop && $(GOLANGCI) run --config ../.golangci.yml ./...
 	cd faults && $(GOLANGCI) run --config ../.golangci.yml ./...
 	cd bench && $(GOLANGCI) run --config ../.golangci.yml ./...
+	cd session/redisstore && $(GOLANGCI) run --config ../../.golangci.yml ./...
 
 # deps installs what the tests need from Debian, only what is missing
 # (interop/install-deps.sh, with apt-get: CI runs as root): gcc and
 # libc6-dev, since -race needs cgo; nodejs and npm; nginx;
-# python3-websockets. Every target that runs -race depends on it (faults
-# is defined in mk/reliability.mk; the dependency is added here).
+# python3-websockets; redis-server. Every target that runs -race depends
+# on it (faults is defined in mk/reliability.mk; the dependency is added
+# here).
 deps:
 	@sh interop/install-deps.sh
 
@@ -54,6 +58,14 @@ race: deps
 # It is its own module (interop/go.mod) so the SDK's go.mod stays lean.
 interop: interop-deps
 	cd interop && $(GO) test -race -count=1 -timeout 3m ./...
+
+# redis: the Redis session Store (session/redisstore, its own module so
+# that go-redis stays out of the SDK's go.mod): the Store contract against
+# a redis-server the tests start on 127.0.0.1 (no persistence, killed at
+# the end), and the fleet proof, two server processes sharing it, one
+# SIGKILLed mid-stream. About 10 s.
+redis: deps
+	cd session/redisstore && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 3m ./...
 
 # interop-deps installs what the interop suite needs, only when missing:
 # the Debian packages of `deps` (nodejs, npm, nginx, python3-websockets)

@@ -11,6 +11,8 @@
 #   python3-websockets  the Python peer, for Debian's /usr/bin/python3 (the
 #                       python3 on PATH may be another build that cannot see
 #                       Debian's packages)
+#   redis-server        the Redis session Store's tests (session/redisstore),
+#                       which start their own on 127.0.0.1
 #
 # Each is checked by what the tests use, so a machine that has node and npm
 # from elsewhere (nodesource, nvm) gets no Debian nodejs on top.
@@ -26,6 +28,7 @@ command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || pkgs="$pkgs nginx"
 /usr/bin/python3 -c 'import websockets.legacy.server' >/dev/null 2>&1 || pkgs="$pkgs python3-websockets"
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || pkgs="$pkgs redis-server"
 [ -n "$pkgs" ] || exit 0
 
 sudo=""
@@ -33,8 +36,9 @@ sudo=""
 echo "deps: installing$pkgs with apt-get"
 
 # Debian's nginx package starts a system nginx on port 80 of every address
-# where the service manager lets it. The suite runs its own, on 127.0.0.1
-# only, so no service may start during the install: a policy-rc.d that
+# where the service manager lets it, and redis-server one on port 6379. The
+# suites run their own, on 127.0.0.1 only, so no service may start during
+# the install: a policy-rc.d that
 # denies it is put in place unless one is there already.
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then

@@ -17,7 +17,7 @@ BENCH_OUT ?= $(CURDIR)/bench/out
 BENCH_SVG ?= $(BENCH_OUT)/storm.svg
 BENCHSTAT ?= golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: bench bench-allocs
+.PHONY: bench bench-allocs bench-redis
 
 # The allocation tests run last, and their failure fails the target, after
 # every figure has been printed.
@@ -41,3 +41,13 @@ bench-allocs:
 
 BENCH_TESTS = cd bench && $(GO) test -count=1 -timeout 2m -v -run 'Allocs|Resumes' . && \
 	$(GO) test -count=1 -timeout 2m -v -run '^TestLimitedStorm$$' ./cmd/benchrun
+
+# bench-redis: the Redis session Store's throughput (session/redisstore's
+# BenchmarkStore) against a redis-server the benchmark starts on
+# 127.0.0.1: Append then Ack of 64 B messages one at a time, from 16
+# sessions at once, and pipelined 64 appends and an ack a round trip.
+# Not under -race: it measures.
+BENCH_REDIS_TIME ?= 2s
+
+bench-redis: deps
+	cd session/redisstore && $(GO) test -run '^$$' -bench '^BenchmarkStore$$' -benchtime $(BENCH_REDIS_TIME) -count=1 -timeout 5m .
