@@ -244,7 +244,22 @@ func (s *Session) idleLocked() {
 	if s.conn != nil || s.awaiting > 0 || s.err != nil || s.expiry != nil {
 		return
 	}
-	s.expiry = time.AfterFunc(s.srv.opts.ResumeTimeout, func() { s.end(ErrClosed, true) })
+	s.expiry = time.AfterFunc(s.srv.opts.ResumeTimeout, s.expire)
+}
+
+// expire ends the session once ResumeTimeout has passed without a
+// connection: for good, unless the Store says another Server owns it (the
+// client resumed there while this one had no connection to learn it
+// from). Then it ends here only, with ErrMoved, so that serve does not
+// take a session that goes on elsewhere for one that ended.
+func (s *Session) expire() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if rec, err := s.srv.store.Load(ctx, s.id); err == nil && rec.Owner != s.srv.owner {
+		s.end(ErrMoved, false)
+		return
+	}
+	s.end(ErrClosed, true)
 }
 
 // touch keeps the session in the Store for ResumeTimeout from now.
