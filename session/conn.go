@@ -245,6 +245,10 @@ func (c *sconn) protocolError(why string) {
 // pings, until the connection ends.
 func (c *sconn) writeLoop() {
 	s := c.sess
+	// The Store's TTL runs from the last Touch, at the disconnect (or, for
+	// a session claimed from another Server, before): renew it now, not a
+	// third of ResumeTimeout from now, by when it may have run out.
+	s.touch()
 	ping := time.NewTimer(s.srv.opts.PingInterval)
 	defer ping.Stop()
 	touch := time.NewTimer(s.srv.opts.ResumeTimeout / 3)
