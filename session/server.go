@@ -205,6 +205,15 @@ func (s *Server) find(ctx context.Context, req resumeRequest) (*Session, answer,
 		if !sess.secretMatches(req.secret) {
 			return nil, answer{}, &refusal{http.StatusForbidden, "wrong secret"}
 		}
+		// The client may come back from another Server that took the
+		// session over while this one had no connection to learn it
+		// from: this copy is stale then, and the session is taken from
+		// the Store again. Touch tells, and renews the TTL.
+		err := s.store.Touch(ctx, req.id, s.owner, s.opts.ResumeTimeout)
+		if errors.Is(err, ErrMoved) {
+			sess.end(ErrMoved, false)
+			return s.takeOn(ctx, req)
+		}
 		received, bad := sess.expect(req.received)
 		return sess, answer{received: received}, bad
 	}
