@@ -9,5 +9,15 @@
 // acknowledged. Every method is one Lua script, run atomically by Redis:
 // the owner check and the write are one step, and every write sets the
 // TTL of both keys, so a session Redis no longer has is ErrNotFound
-// whichever key went first.
+// whichever key went first. Store.Pipelined sends a batch of writes in
+// one round trip.
+//
+// What Redis must keep. Send returns nil once Redis has applied the
+// Append: the message survives the server process, not Redis itself
+// unless its persistence (appendonly, with appendfsync always for every
+// write) says so, nor a failover to a replica that had not yet received
+// it. Run it with maxmemory-policy noeviction: every key of a session has
+// a TTL, so the volatile-* policies evict them too, and a policy that
+// evicts one key of a live session leaves a record the Store refuses to
+// load, a session that cannot be resumed.
 package redisstore
