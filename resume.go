@@ -237,15 +237,19 @@ func (c *Client) writeData(ctx context.Context, conn *Conn, seq uint64, typ Mess
 	return err
 }
 
-// writeAck acknowledges n of the server's messages on conn.
-func (c *Client) writeAck(ctx context.Context, conn *Conn, n uint64) error {
-	var buf [16]byte
-	typ, frame := c.session.codec.AppendAck(buf[:0], n)
+// writeAck acknowledges on conn what the application has received, and
+// returns that count. The count is read once the connection is ours, so
+// that acks written on a connection never go backwards: one taken earlier
+// could otherwise be written after a larger one that overtook it.
+func (c *Client) writeAck(ctx context.Context, conn *Conn) (uint64, error) {
 	if err := conn.lock(ctx); err != nil {
-		return err
+		return 0, err
 	}
 	defer conn.unlock()
-	return conn.writeLocked(ctx, typ, frame, -1)
+	n := c.session.received.Load()
+	var buf [16]byte
+	typ, frame := c.session.codec.AppendAck(buf[:0], n)
+	return n, conn.writeLocked(ctx, typ, frame, -1)
 }
 
 // flushResumable runs on the flusher: it replays the outbox on a fresh
@@ -336,11 +340,10 @@ func (a *acker) fire() {
 		a.mu.Unlock()
 		return
 	}
-	n := a.c.session.received.Load()
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(a.c.ctx, a.c.cfg.closeTimeout)
 	defer cancel()
-	if a.c.writeAck(ctx, a.conn, n) == nil {
+	if n, err := a.c.writeAck(ctx, a.conn); err == nil {
 		a.mu.Lock()
 		a.acked = max(a.acked, n)
 		a.mu.Unlock()
@@ -492,5 +495,5 @@ func (c *Client) protocolError(conn *Conn, err error) Disconnect {
 func (c *Client) finalAck(conn *Conn) {
 	ctx, cancel := context.WithDeadline(context.Background(), c.closeDeadline())
 	defer cancel()
-	_ = c.writeAck(ctx, conn, c.session.received.Load())
+	_, _ = c.writeAck(ctx, conn)
 }
