@@ -4,6 +4,10 @@
 // README.md for the contract the servers share), runs the same scenario
 // set as table-driven subtests, and stops the server at the end.
 //
+// resume_test.go runs the exactly-once scenarios of the resume protocol
+// (docs/protocol.md) against node/resume-server.js, a server written from
+// that page alone.
+//
 // It is a module of its own so that the SDK's go.mod stays lean. Run it
 // with `make interop` from the repository root, which first installs what
 // it needs (`make interop-deps`); a test whose server cannot start fails
