@@ -300,14 +300,7 @@ func (s *Server) forget(sess *Session) {
 // refused with 503. It returns once every serve function and connection
 // has ended, or with ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.shutdown = true
-	sessions := make([]*Session, 0, len(s.sessions))
-	for _, sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
-	s.mu.Unlock()
-	for _, sess := range sessions {
+	for _, sess := range s.refuseNew(&s.shutdown) {
 		sess.end(ErrServerClosed, false)
 	}
 	done := make(chan struct{})
@@ -323,6 +316,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// refuseNew sets flag (shutdown or draining), under the Server's mutex,
+// and returns the sessions run here at that moment.
+func (s *Server) refuseNew(flag *bool) []*Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*flag = true
+	sessions := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	return sessions
+}
+
 // Drain asks every connected client to move to another server, for a
 // rolling restart without a gap: each client receives the move hint
 // (docs/protocol.md), dials the next URL of its Config.URLs while this
@@ -332,13 +338,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // connection, or with ctx's error; call Shutdown after it for the clients
 // that did not move (they are told 1012).
 func (s *Server) Drain(ctx context.Context) error {
-	s.mu.Lock()
-	s.draining = true
-	sessions := make([]*Session, 0, len(s.sessions))
-	for _, sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
-	s.mu.Unlock()
+	sessions := s.refuseNew(&s.draining)
 	for _, sess := range sessions {
 		sess.askToMove()
 	}
