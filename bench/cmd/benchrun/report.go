@@ -89,8 +89,11 @@ func pairedRatios[T any](rows []T, impl, floor string, name func(T) string, roun
 }
 
 // rateRatio is impl's rate over gorilla's, per round (> 1: faster).
-func (r *report) rateRatio(bench, impl string) stats {
-	return summarize(pairedRatios(r.meas[bench], impl, "gorilla",
+func (r *report) rateRatio(bench, impl string) stats { return r.rateRatioTo(bench, impl, "gorilla") }
+
+// rateRatioTo is impl's rate over floor's, per round (> 1: faster).
+func (r *report) rateRatioTo(bench, impl, floor string) stats {
+	return summarize(pairedRatios(r.meas[bench], impl, floor,
 		func(m measurement) string { return m.impl }, func(m measurement) int { return m.round },
 		func(m measurement) float64 { return 1 / m.nsPerOp }))
 }
@@ -185,6 +188,7 @@ func (r *report) summary() string {
 			b.WriteString("\n")
 		}
 	}
+	b.WriteString(r.resumeSummary())
 	if len(r.idle) > 0 {
 		b.WriteString(r.idleSummary())
 	}
@@ -235,6 +239,16 @@ func (r *report) targets() string {
 	rate("Recv64", 0.9)
 	rate("Send64", 0.9)
 	rate("Recv4K", 1.1)
+	for _, bench := range []string{"Echo64", "Recv64", "Send64"} {
+		for _, impl := range resumeImpls {
+			s := r.rateRatioTo(bench, impl, plainOf(impl))
+			if s.n == 0 {
+				continue
+			}
+			ts = append(ts, target{what: fmt.Sprintf("%s rate, %s ÷ %s", bench, impl, plainOf(impl)), goal: "≥ 0.9x",
+				got: s.ratio(), met: verdict(s.median >= 0.9, s.min >= 0.9)})
+		}
+	}
 	if al := r.figure("Recv4K", "resocket", func(m measurement) float64 { return m.allocsPerOp }); al.n > 0 {
 		ts = append(ts, target{what: "Recv4K allocs per message, resocket", goal: "≤ 3",
 			got: fmt.Sprintf("%.2f [%.2f, %.2f] (gorilla %.2f)", al.median, al.min, al.max,
@@ -281,5 +295,39 @@ func (r *report) targets() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.what, t.goal, t.got, t.met)
 	}
 	b.WriteString("\n")
+	return b.String()
+}
+
+// resumeImpls are the clients with Config.Resume, each paired with the
+// plain client used the same way (plainOf).
+var resumeImpls = []string{"resocket-resume", "resocket-resume-onevent"}
+
+func plainOf(impl string) string { return strings.Replace(impl, "-resume", "", 1) }
+
+// resumeSummary is the resume clients' rates over plain resocket's, paired
+// within each round: what resumable delivery costs the client, with the
+// server's session machinery behind it.
+func (r *report) resumeSummary() string {
+	var b strings.Builder
+	rows := 0
+	for _, bench := range r.benches {
+		for _, impl := range resumeImpls {
+			s := r.rateRatioTo(bench.name, impl, "resocket")
+			if s.n == 0 {
+				continue
+			}
+			if rows == 0 {
+				b.WriteString("**Resumable sessions ÷ plain resocket** (Config.Resume against the server's session.Server " +
+					"endpoints, plain against its gorilla endpoints; rates paired within each round: median [min, max])\n\n" +
+					"| benchmark | client | rate ÷ resocket's | rate ÷ the same use without Resume |\n|---|---|---:|---:|\n")
+			}
+			rows++
+			fmt.Fprintf(&b, "| %s | %s | %s | %s ÷ %s: %s |\n", bench.name, impl, s.ratio(),
+				impl, plainOf(impl), r.rateRatioTo(bench.name, impl, plainOf(impl)).ratio())
+		}
+	}
+	if rows > 0 {
+		b.WriteString("\n")
+	}
 	return b.String()
 }

@@ -33,9 +33,14 @@ var msg64 = make([]byte, 64)
 func throughputBenches() []throughputBench {
 	all := []string{"gorilla", "resocket", "resocket-onevent", "coder", "gws"}
 	withNoPool := []string{"gorilla", "resocket", "resocket-onevent", "resocket-nopool", "coder", "gws"}
+	// The 64 B benchmarks also run the resume clients, against the
+	// server's resumable endpoints, paired with plain resocket.
+	resume := []string{"resocket-resume", "resocket-resume-onevent"}
+	all64 := append(append([]string(nil), all...), resume...)
+	withNoPool64 := append(append([]string(nil), withNoPool...), resume...)
 	dial := func(path string, f func(c clients.Client, n int) error) func(clients.Impl, *harness.Server) (runner, error) {
 		return func(im clients.Impl, srv *harness.Server) (runner, error) {
-			c, err := im.Dial(srv.URL(path, false), nil)
+			c, err := im.Dial(srv.URL(im.Path(path), false), nil)
 			if err != nil {
 				return runner{}, err
 			}
@@ -52,13 +57,13 @@ func throughputBenches() []throughputBench {
 		}
 	}
 	return []throughputBench{
-		{name: "Echo64", desc: "echo round trip, 64 B, one in flight", impls: withNoPool,
+		{name: "Echo64", desc: "echo round trip, 64 B, one in flight", impls: withNoPool64,
 			open: dial("/echo", func(c clients.Client, n int) error { return c.Echo(n, msg64) })},
-		{name: "Recv64", desc: "receive stream, 64 B messages", impls: all,
+		{name: "Recv64", desc: "receive stream, 64 B messages", impls: all64,
 			open: dial("/stream?size=64", clients.Client.Recv)},
 		{name: "Recv4K", desc: "receive stream, 4 KiB messages", impls: all,
 			open: dial("/stream?size=4096", clients.Client.Recv)},
-		{name: "Send64", desc: "send stream, 64 B messages", impls: withNoPool,
+		{name: "Send64", desc: "send stream, 64 B messages", impls: withNoPool64,
 			open: dial("/sink", func(c clients.Client, n int) error { return c.Send(n, msg64) })},
 		{name: "ReconnectWS", desc: "reconnect cycle, ws: server closes with 1012, client back (zero backoff)",
 			impls: []string{"gorilla", "resocket", "coder", "gws"}, cost: true, open: cycle(false)},

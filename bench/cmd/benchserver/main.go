@@ -20,6 +20,9 @@
 //	                connection held by /hold
 //	/count          (plain HTTP) how many /hold connections are open
 //	/tls            (plain HTTP) TLS handshakes so far: "resumed full"
+//
+// and the same served as resumable sessions (resume.go): /resume-echo,
+// /resume-stream, /resume-sink, /resume-hold, with /resume-count and /mem.
 package main
 
 import (
@@ -123,6 +126,7 @@ func newServer() *server {
 	s.mux.HandleFunc("/tls", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, s.resumed.Load(), s.full.Load())
 	})
+	s.addResume()
 	return s
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -43,6 +44,19 @@ type Impl struct {
 	// library needs to notice messages and closes, sends Subscribe on it
 	// and leaves it idle (nil: not measured).
 	Idle func(url string, tc *tls.Config) (Closer, error)
+	// Resume: the client has Config.Resume and runs against the server's
+	// resumable endpoints (Path).
+	Resume bool
+}
+
+// Path returns the server endpoint this implementation runs a benchmark
+// against: path itself, or for a resume client its /resume- counterpart
+// ("/echo" is "/resume-echo", "/stream?size=64" "/resume-stream?size=64").
+func (im Impl) Path(path string) string {
+	if !im.Resume {
+		return path
+	}
+	return "/resume-" + strings.TrimPrefix(path, "/")
 }
 
 // Subscribe is the one message an idle client sends, the way a client
@@ -74,7 +88,8 @@ func All() []Impl {
 
 // ByName returns the implementations named, in that order.
 func ByName(names ...string) ([]Impl, error) {
-	all := append(All(), GorillaResume(), ResocketNoPool(), ResocketBare(), ResocketOnEvent())
+	all := append(All(), GorillaResume(), ResocketNoPool(), ResocketBare(), ResocketOnEvent(),
+		ResocketResume(), ResocketResumeOnEvent())
 	var out []Impl
 	for _, n := range names {
 		found := false

@@ -54,10 +54,15 @@ type onEventClient struct {
 }
 
 func dialOnEvent(url string, tc *tls.Config) (*onEventClient, error) {
+	return dialOnEventConfig(url, tc, false)
+}
+
+func dialOnEventConfig(url string, tc *tls.Config, resume bool) (*onEventClient, error) {
 	oc := &onEventClient{done: make(chan error, 1), ended: make(chan struct{}),
 		want: make(chan int, 1), quit: make(chan struct{})}
 	cfg := resocketConfig(tc)
 	cfg.OnEvent = oc.onEvent
+	cfg.Resume = resume
 	rc, err := dialResocket(url, cfg)
 	if err != nil {
 		return nil, err
