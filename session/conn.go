@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
@@ -31,8 +32,12 @@ type sconn struct {
 	nextIn  uint64 // the number of the client's next data message (reader)
 	nextOut uint64 // the number of the next message to write (writer, under sess.mu)
 	ackSent uint64 // the count last acknowledged (writer, under sess.mu)
+	// ackArmed: the writer's ack timer runs, so the writer need not be
+	// woken for each message received (writer, under sess.mu).
+	ackArmed bool
 
 	writeMu      sync.Mutex // data frames: the writer, and the close handler's final ack
+	closeSent    bool       // a close frame has gone: no data frame may follow (under writeMu)
 	closing      bool       // we sent a close frame first (under sess.mu)
 	clientClosed bool       // the client sent a close frame first (reader)
 
@@ -132,7 +137,13 @@ func (s *Session) clientAcked(n uint64) error {
 	for i := range k {
 		s.pendingBytes -= len(s.pending[i].Data)
 	}
-	s.pending = append([]Stored(nil), s.pending[k:]...)
+	// Dropped in place, not copied: the next append that outgrows the
+	// array moves only what is left.
+	clear(s.pending[:k])
+	s.pending = s.pending[k:]
+	if len(s.pending) == 0 {
+		s.pending = nil
+	}
 	s.acked = n
 	s.changedLocked()
 	s.mu.Unlock()
@@ -160,6 +171,7 @@ func (s *Session) inbound(c *sconn, m Stored) bool {
 			s.changedLocked()
 			return true
 		}
+		s.inboxFull = true // Receive wakes us
 		ch := s.changedChLocked()
 		s.mu.Unlock()
 		select {
@@ -184,11 +196,11 @@ func (c *sconn) readLoop() {
 		// Everything the application received is acknowledged before the
 		// close, so that the client's Closed.Unsent is exact.
 		c.writeMu.Lock()
+		defer c.writeMu.Unlock()
 		_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
 		_ = ws.WriteMessage(websocket.BinaryMessage, wire.AppendAck(nil, received))
-		c.writeMu.Unlock()
 		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = c.writeCloseLocked(msg, time.Now().Add(time.Second))
 		return nil
 	})
 	for {
@@ -235,7 +247,7 @@ func (c *sconn) handle(typ resocket.MessageType, frame []byte) bool {
 
 func (c *sconn) protocolError(why string) {
 	msg := websocket.FormatCloseMessage(websocket.CloseProtocolError, why)
-	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	_ = c.writeClose(msg, time.Now().Add(time.Second))
 	if log := c.sess.srv.opts.Logger; log != nil {
 		log.Warn("session: protocol violated", "session", c.sess.id, "why", why)
 	}
@@ -256,7 +268,9 @@ func (c *sconn) writeLoop() {
 	ackTimer := time.NewTimer(time.Hour)
 	ackTimer.Stop()
 	defer ackTimer.Stop()
-	ackArmed, ackDue := false, false
+	ackDue := false
+	var batch []Stored
+	var buf []byte
 	for {
 		s.mu.Lock()
 		if s.conn != c || c.closing {
@@ -267,25 +281,35 @@ func (c *sconn) writeLoop() {
 			c.nextOut = s.acked + 1
 		}
 		if c.nextOut <= s.sent {
-			m := s.pending[c.nextOut-s.acked-1]
-			c.nextOut++
+			// Everything due, up to a batch, goes out in one write: a
+			// message at a time, each its own write and syscall, was
+			// what bounded a stream of small messages.
+			batch = batch[:0]
+			size := 0
+			for c.nextOut <= s.sent && len(batch) < maxBatch && (len(batch) == 0 || size < maxBatchBytes) {
+				m := s.pending[c.nextOut-s.acked-1]
+				batch = append(batch, m)
+				size += len(m.Data)
+				c.nextOut++
+			}
 			s.mu.Unlock()
-			if !c.write(int(m.Type), wire.KindData, m.Data) {
+			if !c.writeBatch(batch, &buf) {
 				return
 			}
+			clear(batch)
 			continue
 		}
 		if unacked := s.received - c.ackSent; unacked > 0 && (unacked >= ackEvery || ackDue) {
 			n := s.received
 			c.ackSent = n
-			ackDue, ackArmed = false, false
+			ackDue, c.ackArmed = false, false
 			s.mu.Unlock()
 			if !c.writeAck(n) {
 				return
 			}
 			continue
-		} else if unacked > 0 && !ackArmed {
-			ackArmed = true
+		} else if unacked > 0 && !c.ackArmed {
+			c.ackArmed = true
 			ackTimer.Reset(ackDelay)
 		}
 		ch := s.changedChLocked()
@@ -307,6 +331,69 @@ func (c *sconn) writeLoop() {
 			return
 		}
 	}
+}
+
+// A batch of data messages written at once holds up to maxBatch messages
+// and stops growing past maxBatchBytes of data.
+const (
+	maxBatch      = 256
+	maxBatchBytes = 64 << 10
+)
+
+// writeBatch writes data messages. One goes through gorilla's writer; more
+// are framed here into *buf and written to the socket in one call, under
+// writeMu like every data write. gorilla writes each frame of its own
+// (control frames, acks) in one call too, and a net.Conn does not
+// interleave calls, so frames never mix.
+func (c *sconn) writeBatch(batch []Stored, buf *[]byte) bool {
+	if len(batch) == 1 {
+		return c.write(int(batch[0].Type), wire.KindData, batch[0].Data)
+	}
+	b := (*buf)[:0]
+	for _, m := range batch {
+		b = appendFrame(b, int(m.Type), wire.KindData, m.Data)
+	}
+	if cap(b) <= 2*maxBatchBytes {
+		*buf = b // kept for the next batch; a batch of large messages is not
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if c.closeSent {
+		return c.wrote(websocket.ErrCloseSent) // what gorilla's writer would say
+	}
+	nc := c.ws.NetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := nc.Write(b)
+	return c.wrote(err)
+}
+
+// writeClose writes a close frame; once it has, writeBatch writes no more.
+func (c *sconn) writeClose(msg []byte, deadline time.Time) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	return c.writeCloseLocked(msg, deadline)
+}
+
+func (c *sconn) writeCloseLocked(msg []byte, deadline time.Time) error {
+	c.closeSent = true
+	return c.ws.WriteControl(websocket.CloseMessage, msg, deadline)
+}
+
+// appendFrame appends one final, unmasked (server to client) frame of
+// opcode typ whose payload is kind then data (RFC 6455, section 5.2).
+func appendFrame(b []byte, typ int, kind byte, data []byte) []byte {
+	b = append(b, 0x80|byte(typ)) //nolint:gosec // an opcode: 1 (text) or 2 (binary)
+	switch n := 1 + len(data); {
+	case n < 126:
+		b = append(b, byte(n))
+	case n < 1<<16:
+		b = append(b, 126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(append(b, kind), data...)
 }
 
 func (c *sconn) write(typ int, kind byte, data []byte) bool {
@@ -371,7 +458,7 @@ func (c *sconn) closeWith(code resocket.StatusCode, reason string) {
 // the client has read the frame.
 func (c *sconn) sendClose(code resocket.StatusCode, reason string) {
 	msg := websocket.FormatCloseMessage(int(code), reason)
-	err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeTimeout))
+	err := c.writeClose(msg, time.Now().Add(writeTimeout))
 	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 		c.kill()
 		return

@@ -37,6 +37,7 @@ type Session struct {
 	pending      []Stored
 	pendingBytes int
 	inbox        []Stored // read, not yet received; numbers ascending
+	inboxFull    bool     // the reader waits for room in inbox
 	changed      chan struct{}
 	expiry       *time.Timer
 }
@@ -137,7 +138,14 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 	if len(s.inbox) > 0 && s.inbox[0].Seq == m.Seq {
 		s.popInboxLocked()
 	}
-	s.changedLocked() // an ack is due, and the reader may wait for room
+	// Wake only who needs it: the reader if it waits for room, the
+	// writer if an ack is to be scheduled or is due. A wake for each
+	// message, the writer's mostly to find nothing to do, cost echo a
+	// context switch per round trip.
+	if c := s.conn; s.inboxFull || c == nil || !c.ackArmed || s.received-c.ackSent >= ackEvery {
+		s.inboxFull = false
+		s.changedLocked()
+	}
 	s.mu.Unlock()
 	return m.Type, m.Data, nil
 }
