@@ -109,7 +109,7 @@ func allBenchNames() []string {
 	for _, b := range throughputBenches() {
 		names = append(names, b.name)
 	}
-	return append(names, "Idle", "Storm")
+	return append(names, "Idle", "ServerIdle", "Storm")
 }
 
 func contains(list []string, s string) bool {
@@ -149,6 +149,11 @@ func run(o options) error {
 	}
 	if o.wants("Idle") {
 		if err := runIdle(o, srv, rep); err != nil {
+			return err
+		}
+	}
+	if o.wants("ServerIdle") {
+		if err := runServerIdle(o, rep); err != nil {
 			return err
 		}
 	}

@@ -25,6 +25,10 @@ type report struct {
 	idleRounds []roundInfo
 	idleN      int
 
+	serverIdle       []serverIdleResult
+	serverIdleRounds []roundInfo
+	serverIdleN      int
+
 	storm       []stormResult
 	stormRounds []roundInfo
 	stormN      int
@@ -129,6 +133,10 @@ func (r *report) benchfmt() string {
 		fmt.Fprintf(&b, "BenchmarkIdle/impl=%s \t%d\t%.0f rss-B/client\t%.0f heap-B/client\t%.0f stack-B/client\t%.2f goroutines/client\n",
 			x.Impl, x.N, x.RSSPerClient(), x.HeapPerClient(), x.StackPerClient(), x.GoroutinesPerClient())
 	}
+	for _, x := range r.serverIdle {
+		fmt.Fprintf(&b, "BenchmarkServerIdle/impl=%s \t%d\t%.0f rss-B/conn\t%.0f heap-B/conn\t%.0f stack-B/conn\t%.2f goroutines/conn\n",
+			x.Kind, x.N, x.RSS(), x.Heap(), x.Stack(), x.Goroutines())
+	}
 	for _, s := range r.storm {
 		fmt.Fprintf(&b, "BenchmarkStorm/impl=%s \t%d\t%d peak/10ms\t%.1f mean/10ms\t%.2f peak/mean\t%.0f ms-all-back\t%.0f ms-fan-out\t%.2f peak-after-burst/mean\n",
 			s.policy, s.clients, s.peak(), s.mean(), float64(s.peak())/s.mean(), ms(s.allBack()),
@@ -191,6 +199,9 @@ func (r *report) summary() string {
 	b.WriteString(r.resumeSummary())
 	if len(r.idle) > 0 {
 		b.WriteString(r.idleSummary())
+	}
+	if len(r.serverIdle) > 0 {
+		b.WriteString(r.serverIdleSummary())
 	}
 	if len(r.storm) > 0 {
 		b.WriteString(r.stormSummary())

@@ -238,3 +238,46 @@ func RaiseFileLimit() (uint64, error) {
 	}
 	return l.Cur, nil
 }
+
+// Mem is the server process's memory, sampled after a collection and
+// debug.FreeOSMemory (/mem).
+type Mem struct {
+	RSS, HeapInuse, StackInuse uint64
+	Goroutines                 int
+}
+
+// Mem samples the server's memory.
+func (s *Server) Mem() (Mem, error) {
+	body, err := s.get("/mem")
+	if err != nil {
+		return Mem{}, err
+	}
+	var m Mem
+	if _, err := fmt.Sscan(body, &m.RSS, &m.HeapInuse, &m.StackInuse, &m.Goroutines); err != nil {
+		return Mem{}, fmt.Errorf("/mem: %q: %w", body, err)
+	}
+	return m, nil
+}
+
+// WaitSessions waits until exactly n resumable sessions run on the server
+// (/resume-count).
+func (s *Server) WaitSessions(n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		body, err := s.get("/resume-count")
+		if err != nil {
+			return err
+		}
+		got, err := strconv.Atoi(strings.TrimSpace(body))
+		if err != nil {
+			return err
+		}
+		if got == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server runs %d sessions, want %d", got, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
