@@ -294,14 +294,18 @@ type acker struct {
 
 	mu      sync.Mutex
 	timer   *time.Timer
-	armed   bool
 	stopped bool
-	acked   uint64 // the count last acknowledged
 	pending sync.WaitGroup
+	// armed (the timer will fire) and acked (the count last
+	// acknowledged) are written under mu, and read without it by
+	// delivered's fast path.
+	armed atomic.Bool
+	acked atomic.Uint64
 }
 
 func newAcker(c *Client, conn *Conn) *acker {
-	a := &acker{c: c, conn: conn, acked: c.session.received.Load()}
+	a := &acker{c: c, conn: conn}
+	a.acked.Store(c.session.received.Load())
 	a.timer = time.AfterFunc(time.Hour, a.fire)
 	a.timer.Stop()
 	return a
@@ -310,19 +314,25 @@ func newAcker(c *Client, conn *Conn) *acker {
 // delivered is called by the loop after each message handed to the
 // application, with the count so far.
 func (a *acker) delivered(n uint64) {
+	// Most messages find the timer armed and no ack due: no lock. If fire
+	// disarms it meanwhile, fire reads the count after that, so it
+	// acknowledges this message (n was counted before armed was read).
+	if a.armed.Load() && n-a.acked.Load() < ackEvery {
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.stopped {
 		return
 	}
-	due := n-a.acked >= ackEvery
-	if a.armed {
+	due := n-a.acked.Load() >= ackEvery
+	if a.armed.Load() {
 		if due && a.timer.Stop() {
 			a.timer.Reset(0) // still counted in pending from when it was armed
 		}
 		return
 	}
-	a.armed = true
+	a.armed.Store(true)
 	a.pending.Add(1)
 	if due {
 		a.timer.Reset(0)
@@ -335,7 +345,7 @@ func (a *acker) delivered(n uint64) {
 func (a *acker) fire() {
 	defer a.pending.Done()
 	a.mu.Lock()
-	a.armed = false
+	a.armed.Store(false)
 	if a.stopped {
 		a.mu.Unlock()
 		return
@@ -345,7 +355,7 @@ func (a *acker) fire() {
 	defer cancel()
 	if n, err := a.c.writeAck(ctx, a.conn); err == nil {
 		a.mu.Lock()
-		a.acked = max(a.acked, n)
+		a.acked.Store(max(a.acked.Load(), n))
 		a.mu.Unlock()
 	}
 }
@@ -358,8 +368,8 @@ func (a *acker) stop() {
 	}
 	a.mu.Lock()
 	a.stopped = true
-	if a.armed && a.timer.Stop() {
-		a.armed = false
+	if a.armed.Load() && a.timer.Stop() {
+		a.armed.Store(false)
 		a.pending.Done()
 	}
 	a.mu.Unlock()

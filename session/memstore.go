@@ -116,7 +116,8 @@ func (m *memoryStore) Append(_ context.Context, id string, owner uint64, s Store
 	if s.Seq != r.Sent+1 {
 		return fmt.Errorf("session: append of %d after %d", s.Seq, r.Sent)
 	}
-	s.Data = slices.Clone(s.Data)
+	// Kept as given, not copied: a Session hands the Store a copy of its
+	// own, which it never modifies (and Load shares it likewise).
 	r.Pending = append(r.Pending, s)
 	r.Sent = s.Seq
 	return nil
