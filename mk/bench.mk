@@ -1,11 +1,15 @@
 # make bench: resocket side by side with raw gorilla/websocket v1.5.3 (the
 # floor), coder/websocket and lxzan/gws, all against one gorilla server in
 # a child process, interleaved round by round (bench/cmd/benchrun); then
-# benchstat over the same figures, then the allocation tests. bench/ is a
-# module of its own, so its dependencies never enter the SDK's go.mod.
+# benchstat over the same figures, then the allocation tests. The 64 B
+# benchmarks also run resocket with Config.Resume against the server's
+# session endpoints, paired with plain resocket; ServerIdle measures the
+# server's memory per idle connection, plain and session (about 4 minutes
+# more). bench/ is a module of its own, so its dependencies never enter
+# the SDK's go.mod.
 # docs/performance.md says what each figure means and what it measured.
 #
-#   make bench                          the full run (about 10 minutes)
+#   make bench                          the full run (about 15 minutes)
 #   make bench BENCH_ROUNDS=2 BENCH_TIME=100ms BENCH_ONLY=Echo64,Recv4K
 #   make bench BENCH_SVG=$(CURDIR)/docs/storm.svg   to publish the histogram
 BENCH_ROUNDS ?= 8

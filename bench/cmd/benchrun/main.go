@@ -205,9 +205,11 @@ func machine() machineInfo {
 	// with ../): say which commit, and whether its Go files had changes.
 	if out, err := exec.Command("git", "-C", "..", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		m.SDK = strings.TrimSpace(string(out))
-		// The package's own files, tests aside: what the benchmarks link.
+		// The packages' own files, tests aside: what the benchmarks link
+		// (the bench server links session/).
 		if st, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--",
-			":(glob)*.go", ":(exclude,glob)*_test.go").Output(); err == nil && len(st) > 0 {
+			":(glob)*.go", ":(glob)session/*.go", ":(glob)internal/**/*.go",
+			":(exclude,glob)**/*_test.go").Output(); err == nil && len(st) > 0 {
 			m.SDK += " with uncommitted changes to " + strings.Join(strings.Fields(string(st)), " ")
 		} else if err == nil {
 			m.SDK += " (no uncommitted changes to the package's files)"
