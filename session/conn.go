@@ -168,7 +168,7 @@ func (s *Session) inbound(c *sconn, m Stored) bool {
 			return true // received already: a replay
 		case len(s.inbox) < inboxLimit:
 			s.inbox = append(s.inbox, m)
-			s.changedLocked()
+			s.inboxGrewLocked() // Receive's news only: not the writer's
 			return true
 		}
 		s.inboxFull = true // Receive wakes us

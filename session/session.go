@@ -36,8 +36,9 @@ type Session struct {
 	acked        uint64 // the client has every message up to here
 	pending      []Stored
 	pendingBytes int
-	inbox        []Stored // read, not yet received; numbers ascending
-	inboxFull    bool     // the reader waits for room in inbox
+	inbox        []Stored      // read, not yet received; numbers ascending
+	inboxFull    bool          // the reader waits for room in inbox
+	inboxCh      chan struct{} // closed when inbox grows (see inboxGrewLocked)
 	changed      chan struct{}
 	expiry       *time.Timer
 }
@@ -123,7 +124,7 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 		if len(s.inbox) > 0 {
 			break
 		}
-		if !s.waitLocked(ctx) {
+		if !s.waitInboxLocked(ctx) {
 			s.mu.Unlock()
 			return 0, nil, ctx.Err()
 		}
@@ -187,6 +188,36 @@ func (s *Session) waitLocked(ctx context.Context) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// waitInboxLocked is waitLocked for Receive: it also returns when the
+// inbox grows, which wakes nobody else.
+func (s *Session) waitInboxLocked(ctx context.Context) bool {
+	ch := s.changedChLocked()
+	if s.inboxCh == nil {
+		s.inboxCh = make(chan struct{})
+	}
+	in := s.inboxCh
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	select {
+	case <-ch:
+		return true
+	case <-in:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// inboxGrewLocked wakes Receive for a message read. It does not wake the
+// writer (nor Send, nor Flush): waking every waiter for each message
+// cost echo and the sink a wasted wake-up of the writer per message.
+func (s *Session) inboxGrewLocked() {
+	if s.inboxCh != nil {
+		close(s.inboxCh)
+		s.inboxCh = nil
 	}
 }
 
