@@ -24,7 +24,10 @@ type Store interface {
 	// Claim makes owner the session's owner and returns its record as of
 	// the claim; ErrNotFound as Load.
 	Claim(ctx context.Context, id string, owner uint64) (Record, error)
-	// Append keeps message m, numbered the next after Record.Sent.
+	// Append keeps message m, numbered the next after Record.Sent. It may
+	// keep m.Data itself: the caller (a Session) hands over a copy of its
+	// own and never modifies it; Load's and Claim's Pending may share it
+	// likewise, and must not be modified either.
 	Append(ctx context.Context, id string, owner uint64, m Stored) error
 	// Ack drops the messages numbered up to n: the client has them.
 	Ack(ctx context.Context, id string, owner uint64, n uint64) error
