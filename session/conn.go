@@ -1,9 +1,12 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -30,6 +33,7 @@ type sconn struct {
 	sess *Session
 
 	nextIn  uint64 // the number of the client's next data message (reader)
+	chunk   []byte // what the reader reads into (reader)
 	nextOut uint64 // the number of the next message to write (writer, under sess.mu)
 	ackSent uint64 // the count last acknowledged (writer, under sess.mu)
 	// ackArmed: the writer's ack timer runs, so the writer need not be
@@ -188,6 +192,17 @@ func (c *sconn) readLoop() {
 	ws.SetReadLimit(s.srv.opts.ReadLimit)
 	_ = ws.SetReadDeadline(time.Now().Add(live))
 	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(live)) })
+	// The client's pings are signs of life too: our own pings may wait
+	// behind a large message on a slow link, and their pongs with them.
+	ws.SetPingHandler(func(data string) error {
+		c.alive(live)
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		var ne net.Error
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) && !(errors.As(err, &ne) && ne.Timeout()) {
+			return err
+		}
+		return nil
+	})
 	ws.SetCloseHandler(func(int, string) error {
 		s.mu.Lock()
 		c.clientClosed = !c.closing
@@ -204,17 +219,51 @@ func (c *sconn) readLoop() {
 		return nil
 	})
 	for {
-		typ, data, err := ws.ReadMessage()
+		typ, data, err := c.readMessage(live)
 		if err != nil {
 			return
 		}
 		if c.isClosing() {
 			continue // the client's close frame, or the deadline, ends this
 		}
-		_ = ws.SetReadDeadline(time.Now().Add(live))
 		if !c.handle(resocket.MessageType(typ), data) && !c.isClosing() {
 			return
 		}
+	}
+}
+
+// readMessage reads the client's next message. Every read that brings
+// data is a sign of life, not only a whole message: a large message on a
+// slow link takes longer than live to arrive.
+func (c *sconn) readMessage(live time.Duration) (int, []byte, error) {
+	typ, r, err := c.ws.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	var buf bytes.Buffer // the message's own memory: it goes to the inbox
+	if c.chunk == nil {
+		c.chunk = make([]byte, 4<<10)
+	}
+	for {
+		n, err := r.Read(c.chunk)
+		if n > 0 {
+			buf.Write(c.chunk[:n])
+			c.alive(live)
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			return typ, buf.Bytes(), nil
+		case err != nil:
+			return 0, nil, err
+		}
+	}
+}
+
+// alive pushes the read deadline live from now, unless we have sent a
+// close frame: then the client has until the deadline closeWith set.
+func (c *sconn) alive(live time.Duration) {
+	if !c.isClosing() {
+		_ = c.ws.SetReadDeadline(time.Now().Add(live))
 	}
 }
 
