@@ -197,6 +197,10 @@ func (c *sconn) readLoop() {
 	ws.SetPingHandler(func(data string) error {
 		c.alive(live)
 		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		// The pong waits for the writer's frame (up to its deadline when
+		// the link is slow): time spent here is ours, not the client's
+		// silence, so the reader's deadline starts again after it.
+		c.alive(live)
 		var ne net.Error
 		if err != nil && !errors.Is(err, websocket.ErrCloseSent) && !(errors.As(err, &ne) && ne.Timeout()) {
 			return err

@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resocket/resocket"
 	"github.com/resocket/resocket/internal/testkit"
 	"github.com/resocket/resocket/internal/wire"
 	"github.com/resocket/resocket/session"
@@ -113,4 +115,51 @@ func TestSlowMessageKeepsTheConnection(t *testing.T) {
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
 		time.Now().Add(time.Second))
 	testkit.Receive(t, readErr, 5*time.Second, "the server answers the close")
+}
+
+// The server's pong to a client's ping waits behind its own data frame
+// when the link to the client is slow (here: the client reads nothing, so
+// the socket's buffers fill), up to the pong's one-second deadline. That
+// wait is the server's, not the client's silence: a client that goes on
+// pinging keeps the connection. The server once let the read deadline run
+// during the wait and cut the connection after it
+// (faults.TestResumeSlowLinkLargeMessage, server to client).
+func TestBlockedPongKeepsTheConnection(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	ts := newTestServer(t, session.Options{PingInterval: interval})
+	h := http.Header{}
+	h.Set(wire.HeaderResume, wire.Version)
+	// Straight to the server: the test's proxy would hide the cut.
+	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+ts.http.Listener.Addr().String(), h)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	defer func() { _ = ws.Close() }()
+
+	// The application sends more than the sockets hold; the client never
+	// reads.
+	sess := testkit.Receive(t, ts.peer.started, 5*time.Second, "the session")
+	ctx, cancel := context.WithCancel(context.Background())
+	sending := make(chan struct{})
+	go func() {
+		defer close(sending)
+		big := bytes.Repeat([]byte{'x'}, 1<<20)
+		for range 15 {
+			if sess.Send(ctx, resocket.MessageBinary, big) != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		<-sending
+	}()
+
+	// Ping every half interval for 2.5 s: the pongs wait a second each.
+	tick := time.NewTicker(interval / 2)
+	defer tick.Stop()
+	for i := range 50 {
+		<-tick.C
+		err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second))
+		require.NoError(t, err, "ping %d: the server cut a client that pings it", i)
+	}
 }
