@@ -202,10 +202,13 @@ func (c *sconn) readLoop() {
 		// silence, so the reader's deadline starts again after it.
 		c.alive(live)
 		var ne net.Error
-		if err != nil && !errors.Is(err, websocket.ErrCloseSent) && !(errors.As(err, &ne) && ne.Timeout()) {
-			return err
+		switch {
+		case err == nil, errors.Is(err, websocket.ErrCloseSent):
+			return nil
+		case errors.As(err, &ne) && ne.Timeout():
+			return nil // the link is slow, not dead: the deadline decides
 		}
-		return nil
+		return err
 	})
 	ws.SetCloseHandler(func(int, string) error {
 		s.mu.Lock()
