@@ -214,6 +214,13 @@ func (c *sconn) readLoop() {
 		s.mu.Lock()
 		c.clientClosed = !c.closing
 		received := s.received
+		if c.clientClosed {
+			// The client is gone for good: what Receive is returning
+			// counts as received, and what waits in the inbox is never
+			// returned (the client hands it back in Closed.Unsent).
+			received = max(received, s.taking)
+			s.inbox = nil
+		}
 		s.mu.Unlock()
 		// Everything the application received is acknowledged before the
 		// close, so that the client's Closed.Unsent is exact.

@@ -39,6 +39,7 @@ type Session struct {
 	inbox        []Stored      // read, not yet received; numbers ascending
 	inboxFull    bool          // the reader waits for room in inbox
 	inboxCh      chan struct{} // closed when inbox grows (see inboxGrewLocked)
+	taking       uint64        // the message Receive is recording, or 0
 	changed      chan struct{}
 	expiry       *time.Timer
 }
@@ -130,11 +131,16 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 		}
 	}
 	m := s.inbox[0]
+	s.taking = m.Seq
 	s.mu.Unlock()
 	if err := s.srv.store.SetReceived(ctx, s.id, s.srv.owner, m.Seq); err != nil {
+		s.mu.Lock()
+		s.taking = 0
+		s.mu.Unlock()
 		return 0, nil, s.storeFailed(err)
 	}
 	s.mu.Lock()
+	s.taking = 0
 	s.received = max(s.received, m.Seq)
 	if len(s.inbox) > 0 && s.inbox[0].Seq == m.Seq {
 		s.popInboxLocked()
