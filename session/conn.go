@@ -23,6 +23,9 @@ const (
 	ackDelay = 50 * time.Millisecond
 )
 
+// errSuperseded ends a connection whose handshake a newer one overtook.
+var errSuperseded = errors.New("session: a newer connection took over")
+
 // writeTimeout bounds each write: a client that stops reading is dead.
 const writeTimeout = 10 * time.Second
 
@@ -51,7 +54,7 @@ type sconn struct {
 
 // serveConn runs one connection of the session until it ends. It runs on
 // ServeHTTP's goroutine, which is its reader.
-func (s *Session) serveConn(ws *websocket.Conn, clientReceived, told uint64) {
+func (s *Session) serveConn(ws *websocket.Conn, clientReceived, told, gen uint64) {
 	srv := s.srv
 	c := &sconn{ws: ws, sess: s, ended: make(chan struct{})}
 	if !srv.track() {
@@ -60,7 +63,7 @@ func (s *Session) serveConn(ws *websocket.Conn, clientReceived, told uint64) {
 		return
 	}
 	defer srv.running.Done()
-	if err := s.attach(c, clientReceived, told); err != nil {
+	if err := s.attach(c, clientReceived, told, gen); err != nil {
 		c.closeFor(err) // the session ended while the handshake ran
 		return
 	}
@@ -82,13 +85,24 @@ func (s *Session) serveConn(ws *websocket.Conn, clientReceived, told uint64) {
 // told is what the 101 told the client we have, from which it numbers
 // its replay (Receive may have gone further since: the replay's
 // duplicates are dropped by number).
-func (s *Session) attach(c *sconn, clientReceived, told uint64) error {
+//
+// gen is the handshake's number (expect): a connection whose handshake
+// came before the one attached already is stale, the client has left it
+// for the newer one, and it is closed instead. (Handshakes run on
+// goroutines of their own, so an older one can reach attach last.)
+func (s *Session) attach(c *sconn, clientReceived, told, gen uint64) error {
 	s.mu.Lock()
 	s.awaiting--
 	if err := s.err; err != nil {
 		s.mu.Unlock()
 		return err
 	}
+	if gen < s.attached {
+		s.idleLocked()
+		s.mu.Unlock()
+		return errSuperseded
+	}
+	s.attached = gen
 	old := s.conn
 	s.conn = c
 	c.nextIn = told + 1
@@ -545,7 +559,7 @@ func closeCode(err error) (code resocket.StatusCode, reason string, ok bool) {
 	switch {
 	case errors.Is(err, ErrServerClosed):
 		return resocket.StatusServiceRestart, "server restarting", true
-	case errors.Is(err, ErrMoved):
+	case errors.Is(err, ErrMoved), errors.Is(err, errSuperseded):
 		return 0, "", false
 	}
 	return resocket.StatusNormalClosure, "session ended", true

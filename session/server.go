@@ -169,7 +169,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sess.upgradeFailed()
 		return // the Upgrader has answered
 	}
-	sess.serveConn(ws, req.received, answer.received)
+	sess.serveConn(ws, req.received, answer.received, answer.gen)
 }
 
 func (s *Server) refuse(w http.ResponseWriter, bad *refusal) {
@@ -188,6 +188,7 @@ func (s *Server) refuse(w http.ResponseWriter, bad *refusal) {
 type answer struct {
 	secret   string
 	received uint64
+	gen      uint64 // the handshake's place in the session's order (expect)
 }
 
 // find returns the session a request names, running it in this Server if
@@ -214,8 +215,8 @@ func (s *Server) find(ctx context.Context, req resumeRequest) (*Session, answer,
 			sess.end(ErrMoved, false)
 			return s.takeOn(ctx, req)
 		}
-		received, bad := sess.expect(req.received)
-		return sess, answer{received: received}, bad
+		received, gen, bad := sess.expect(req.received)
+		return sess, answer{received: received, gen: gen}, bad
 	}
 	if req.id != "" {
 		rec, err := s.store.Load(ctx, req.id)
@@ -245,8 +246,8 @@ func (s *Server) takeOn(ctx context.Context, req resumeRequest) (*Session, answe
 	if !s.start(sess) {
 		return nil, answer{}, &refusal{http.StatusServiceUnavailable, "server shutting down"}
 	}
-	received, bad := sess.expect(req.received)
-	return sess, answer{received: received}, bad
+	received, gen, bad := sess.expect(req.received)
+	return sess, answer{received: received, gen: gen}, bad
 }
 
 // create starts a new session.
@@ -260,8 +261,8 @@ func (s *Server) create(ctx context.Context) (*Session, answer, *refusal) {
 	if !s.start(sess) {
 		return nil, answer{}, &refusal{http.StatusServiceUnavailable, "server shutting down"}
 	}
-	_, _ = sess.expect(0)
-	return sess, answer{secret: secret}, nil
+	_, gen, _ := sess.expect(0)
+	return sess, answer{secret: secret, gen: gen}, nil
 }
 
 // start runs sess here: serve on its goroutine.

@@ -40,6 +40,8 @@ type Session struct {
 	inboxFull    bool          // the reader waits for room in inbox
 	inboxCh      chan struct{} // closed when inbox grows (see inboxGrewLocked)
 	taking       uint64        // the message Receive is recording, or 0
+	handshakes   uint64        // handshakes accepted by expect, in order
+	attached     uint64        // the number of the newest handshake attached
 	changed      chan struct{}
 	expiry       *time.Timer
 }
@@ -258,22 +260,24 @@ func (s *Session) secretMatches(secret string) bool { return secretMatches(s.sec
 
 // expect prepares for a connection that resumes from the client's count
 // of received messages, and returns the count of the client's messages
-// the application has, for the 101.
-func (s *Session) expect(clientReceived uint64) (uint64, *refusal) {
+// the application has, for the 101, and the handshake's number in the
+// session's order of handshakes, for attach.
+func (s *Session) expect(clientReceived uint64) (received, gen uint64, bad *refusal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.err != nil:
-		return 0, &refusal{503, "session ending"}
+		return 0, 0, &refusal{503, "session ending"}
 	case clientReceived < s.acked || clientReceived > s.sent:
-		return 0, &refusal{400, fmt.Sprintf("resume point %d outside [%d, %d]", clientReceived, s.acked, s.sent)}
+		return 0, 0, &refusal{400, fmt.Sprintf("resume point %d outside [%d, %d]", clientReceived, s.acked, s.sent)}
 	}
 	s.awaiting++
+	s.handshakes++
 	if s.expiry != nil {
 		s.expiry.Stop()
 		s.expiry = nil
 	}
-	return s.received, nil
+	return s.received, s.handshakes, nil
 }
 
 // upgradeFailed undoes expect when the upgrade failed.
