@@ -288,15 +288,22 @@ type resumeRun struct {
 // intervals is dead to it.
 func startResume(t *testing.T) *resumeRun {
 	t.Helper()
-	return startResumePinging(t, pingInterval)
+	return startResumeWith(t, pingInterval, resumeConfig())
 }
 
 // startResumePinging is startResume with the server's PingInterval.
 func startResumePinging(t *testing.T, ping time.Duration) *resumeRun {
 	t.Helper()
+	return startResumeWith(t, ping, resumeConfig())
+}
+
+// startResumeWith is startResume with the server's PingInterval and the
+// client's configuration.
+func startResumeWith(t *testing.T, ping time.Duration, cfg resocket.Config) *resumeRun {
+	t.Helper()
 	r := &resumeRun{srv: newSessionServer(t, ping)}
 	r.l = newLink(t, r.srv.Addr())
-	r.c = testkit.NewClient(t, r.l.URL(), resumeConfig())
+	r.c = testkit.NewClient(t, r.l.URL(), cfg)
 	r.rec = testkit.Record(t, r.c)
 	_, ev := r.rec.Await(t, 0, waitFor, testkit.Is[resocket.Connected])
 	require.False(t, ev.Event.(resocket.Connected).Resumed, "the first connection starts the session")
@@ -694,4 +701,82 @@ func TestResumeProxyStopStart(t *testing.T) {
 	logRecovery(t, "proxy started", rc)
 	r.flowing(t, 50)
 	r.finishResume(t)
+}
+
+// slow_close holds the FIN back; the user's Close, with Resume, ends with
+// the closing handshake, not with the FIN. The server acknowledges what
+// its application received before its close frame, so every message is
+// either received once or handed back in Closed.Unsent, never both. (This
+// test found the server returning a message from Receive after
+// acknowledging less: it was received and handed back.)
+func TestResumeSlowCloseClientCloses(t *testing.T) {
+	checkLeaks(t, toxiproxyLeaks...)
+	r := startResume(t)
+	attrs := `{"delay":3000}`
+	r.l.add(t, "slow_close_down", "slow_close", "downstream", 1, attrs)
+	r.l.add(t, "slow_close_up", "slow_close", "upstream", 1, attrs)
+	first := connectedID(t, r.rec)
+	r.c.ForceReconnect() // through the toxic
+	r.rec.Await(t, 0, waitFor, isConnectedOtherThan(first))
+	r.traffic(t)
+	r.flowing(t, 20)
+	upOK, upRefused := r.up.halt()
+	require.Empty(t, upRefused)
+
+	start := time.Now()
+	require.NoError(t, r.c.Close(resocket.StatusNormalClosure, "bye"))
+	took := time.Since(start)
+	closed := r.rec.Closed(t, waitFor)
+	assert.NoError(t, closed.Err)
+	assert.Less(t, took, time.Second, "Close ends with the closing handshake, not the held-back FIN\n%s", r.rec.History())
+	var received [][]byte
+	for _, a := range r.srv.arrivals() {
+		received = append(received, []byte(a.data))
+	}
+	testkit.ExactlyOnceInOrder(t, testkit.Delivery{Accepted: upOK, Received: testkit.Seqs(t, received),
+		Unsent: testkit.MessageSeqs(t, closed.Unsent)})
+	sess, _ := r.srv.current()
+	testkit.WaitClosed(t, sess.Done(), waitFor, "the session ends with the client's Close")
+	report(t, "Close(1000) returned after %s (FIN held 3 s); of %d client→server, %d received exactly once, %d handed back",
+		ms(took), len(upOK), len(received), len(closed.Unsent))
+}
+
+// While the link is down the outbox fills; with Resume, Send then waits
+// for room (here until its context ends) rather than refusing, and a
+// client that ends before the link is back hands every message never
+// acknowledged back, in order, in Closed.Unsent.
+func TestResumeProxyDownHandsBack(t *testing.T) {
+	checkLeaks(t)
+	cfg := resumeConfig()
+	cfg.SendBuffer = 16
+	r := startResumeWith(t, pingInterval, cfg)
+	first := connectedID(t, r.rec)
+
+	r.l.proxy.Stop()
+	r.rec.Await(t, 0, waitFor, isDisconnectedFrom(first))
+	var accepted []int
+	waited := 0
+	for seq := range 40 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := r.c.SendText(ctx, testkit.Payload(seq))
+		cancel()
+		switch {
+		case err == nil:
+			accepted = append(accepted, seq)
+		case errors.Is(err, context.DeadlineExceeded):
+			waited++
+		default:
+			t.Fatalf("Send %d: %v", seq, err)
+		}
+	}
+	assert.Len(t, accepted, cfg.SendBuffer)
+
+	r.c.Terminate()
+	testkit.NoClientGoroutines(t, "Terminate returned")
+	closed := r.rec.Closed(t, waitFor)
+	assert.NoError(t, closed.Err)
+	testkit.ExactlyOnceInOrder(t, testkit.Delivery{Accepted: accepted, Unsent: testkit.MessageSeqs(t, closed.Unsent)})
+	assert.Equal(t, accepted, testkit.MessageSeqs(t, closed.Unsent), "everything accepted is handed back, in order")
+	report(t, "40 Sends while down: %d accepted, %d waited for room until their context ended; Terminate: Closed.Unsent holds the %d, in order",
+		len(accepted), waited, len(closed.Unsent))
 }
