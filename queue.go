@@ -11,6 +11,7 @@ type queue struct {
 	bytes    int
 	accepted uint64 // messages ever pushed: the id of the newest
 	stamp    bool   // record when each message was pushed (MaxBufferAge)
+	drained  bool   // the client ended: what was left is Closed.Unsent, not done
 }
 
 // queued is one message, with what Flush and MaxBufferAge need.
@@ -65,6 +66,7 @@ func (q *queue) messages(i, j int) []Message {
 func (q *queue) drain() []Message {
 	m := q.messages(0, len(q.items))
 	q.items, q.bytes = nil, 0
+	q.drained = len(m) > 0
 	return m
 }
 
@@ -91,7 +93,12 @@ func (q *queue) expire(from int, cutoff time.Time) []Message {
 }
 
 // doneThrough reports whether every message up to id has left the queue.
-func (q *queue) doneThrough(id uint64) bool { return len(q.items) == 0 || q.items[0].id > id }
+func (q *queue) doneThrough(id uint64) bool {
+	if q.drained {
+		return false // handed back unsent: Flush reports ErrClosed
+	}
+	return len(q.items) == 0 || q.items[0].id > id
+}
 
 // expireBuffered drops what waited in the send buffer (or, unwritten, in
 // the outbox) longer than MaxBufferAge, and reports it in one Expired

@@ -377,7 +377,9 @@ func (a *acker) stop() {
 }
 
 // Flush returns once every message Send accepted before the call is
-// safe: with Config.Resume, acknowledged by the server; without it,
+// safe: with Config.Resume, acknowledged by the server (a message that a
+// SessionLost reported in doubt, or an Expired one, will never be: Flush
+// counts it as done, since the event has told its fate); without it,
 // written (the send buffer flushed up to them). It returns ctx's error if
 // ctx ends first, and an error wrapping ErrClosed if the client ends
 // first (the messages are then in Closed.Unsent).

@@ -79,18 +79,33 @@ type testServer struct {
 
 func newTestServer(t *testing.T, opts session.Options) *testServer {
 	t.Helper()
-	return newTestServerFor(t, opts, newPeer())
+	return newTestServerWith(t, opts, newPeer(), nil)
 }
 
 // newTestServerFor is newTestServer with p as its application: several
 // servers may share one.
 func newTestServerFor(t *testing.T, opts session.Options, p *peer) *testServer {
 	t.Helper()
+	return newTestServerWith(t, opts, p, nil)
+}
+
+// newTestServerServe is newTestServer with serve of the test's own; nil
+// means the peer's, which receives and records until the session ends.
+func newTestServerServe(t *testing.T, opts session.Options, serve func(*session.Session)) *testServer {
+	t.Helper()
+	return newTestServerWith(t, opts, newPeer(), serve)
+}
+
+func newTestServerWith(t *testing.T, opts session.Options, p *peer, serve func(*session.Session)) *testServer {
+	t.Helper()
 	if opts.Store == nil {
 		opts.Store = session.NewMemoryStore()
 	}
 	ts := &testServer{t: t, store: opts.Store, opts: opts, h: &swappable{}, peer: p}
-	ts.h.cur.Store(session.NewServer(opts, ts.peer.serve))
+	if serve == nil {
+		serve = ts.peer.serve
+	}
+	ts.h.cur.Store(session.NewServer(opts, serve))
 	ts.http = httptest.NewServer(ts.h)
 	ts.proxy = newCutter(t, ts.http.Listener.Addr().String())
 	t.Cleanup(func() {
@@ -133,6 +148,7 @@ type pair struct {
 	a, b     net.Conn
 	stalled  atomic.Bool
 	stallNow chan struct{}
+	upDone   chan struct{} // closed when the server's side (b) has ended
 }
 
 func newCutter(t *testing.T, upstream string) *cutter {
@@ -162,7 +178,7 @@ func (c *cutter) accept() {
 			_ = a.Close()
 			continue
 		}
-		p := &pair{a: a, b: b, stallNow: make(chan struct{})}
+		p := &pair{a: a, b: b, stallNow: make(chan struct{}), upDone: make(chan struct{})}
 		c.mu.Lock()
 		c.pairs = append(c.pairs, p)
 		c.mu.Unlock()
@@ -174,6 +190,9 @@ func (c *cutter) accept() {
 
 func (c *cutter) pipe(p *pair, dst, src net.Conn) {
 	defer c.wg.Done()
+	if src == p.b {
+		defer close(p.upDone)
+	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -189,6 +208,13 @@ func (c *cutter) pipe(p *pair, dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// current returns the connections through the proxy now.
+func (c *cutter) current() []*pair {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*pair(nil), c.pairs...)
 }
 
 // cut closes every connection through the proxy, both ends.
