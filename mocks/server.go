@@ -30,11 +30,12 @@ const (
 
 // serverOptions holds what the Options of NewServer set.
 type serverOptions struct {
-	echo         bool
-	tls          bool
-	subprotocols []string
-	socketBuffer int // > 0: SO_RCVBUF and SO_SNDBUF of every connection
-	ignorePings  bool
+	echo          bool
+	tls           bool
+	subprotocols  []string
+	socketBuffer  int // > 0: SO_RCVBUF and SO_SNDBUF of every connection
+	ignorePings   bool
+	upgradeHeader func(*http.Request) http.Header
 }
 
 // Option configures a Server made by NewServer.
@@ -65,6 +66,15 @@ func WithSocketBuffers(n int) Option { return func(o *serverOptions) { o.socketB
 // pings do; data messages still flow (with WithEcho, a client's
 // application-level heartbeat is answered).
 func WithPingsUnanswered() Option { return func(o *serverOptions) { o.ignorePings = true } }
+
+// WithUpgradeHeader makes the server answer every handshake it accepts
+// with the headers f returns for its request, added to the 101 response
+// (nil: none). A scripted server speaks a protocol negotiated in the
+// handshake this way, such as the resume protocol of docs/protocol.md.
+// f runs on the request's goroutine; it must be safe for concurrent use.
+func WithUpgradeHeader(f func(r *http.Request) http.Header) Option {
+	return func(o *serverOptions) { o.upgradeHeader = f }
+}
 
 // WithSubprotocols sets the subprotocols the server supports, in order of
 // preference; the first one the client also offers is selected during the
@@ -405,7 +415,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	var header http.Header
+	if f := s.opts.upgradeHeader; f != nil {
+		header = f(r)
+	}
+	ws, err := s.upgrader.Upgrade(w, r, header)
 	if err != nil {
 		return // gorilla has answered with an HTTP error
 	}
