@@ -1,0 +1,81 @@
+package wire_test
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"testing"
+
+	"github.com/resocket/resocket/internal/wire"
+)
+
+// Fuzz targets for the built-in protocol's parsers; go test runs their
+// seeds. A peer controls every byte they read: no input may panic, and
+// what they accept must be exactly what their writers produce.
+
+func FuzzParseCount(f *testing.F) {
+	for _, s := range []string{"0", "1", "42", "18446744073709551615", "18446744073709551616",
+		"", "00", "01", "-1", "+1", " 1", "1 ", "1e3", "0x10", "99999999999999999999", "１"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := wire.ParseCount(s)
+		if err != nil {
+			if !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("ParseCount(%q): %v does not wrap ErrMalformed", s, err)
+			}
+			if want, perr := strconv.ParseUint(s, 10, 64); perr == nil && strconv.FormatUint(want, 10) == s {
+				t.Fatalf("ParseCount(%q) refused a canonical count", s)
+			}
+			return
+		}
+		if got := wire.FormatCount(n); got != s {
+			t.Fatalf("ParseCount(%q) = %d, which formats as %q: only canonical counts are accepted", s, n, got)
+		}
+	})
+}
+
+func FuzzParseAck(f *testing.F) {
+	f.Add(wire.AppendAck(nil, 0))
+	f.Add(wire.AppendAck(nil, 1))
+	f.Add(wire.AppendAck(nil, ^uint64(0)))
+	f.Add([]byte{})
+	f.Add([]byte{wire.KindAck})
+	f.Add([]byte{wire.KindData, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(append(wire.AppendAck(nil, 5), 0))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		n, err := wire.ParseAck(frame)
+		if err != nil {
+			if !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("ParseAck(%x): %v does not wrap ErrMalformed", frame, err)
+			}
+			if len(frame) == wire.AckLen && frame[0] == wire.KindAck {
+				t.Fatalf("ParseAck(%x) refused a well-formed ack", frame)
+			}
+			return
+		}
+		if !bytes.Equal(wire.AppendAck(nil, n), frame) {
+			t.Fatalf("ParseAck(%x) = %d: not the frame AppendAck writes", frame, n)
+		}
+	})
+}
+
+func FuzzValidToken(f *testing.F) {
+	for _, s := range []string{"", "a", "AAAAAAAAAAAAAAAAAAAAAA", "a b", "a=", "a+/", "-_", string(make([]byte, 129))} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !wire.ValidToken(s) {
+			return
+		}
+		if len(s) == 0 || len(s) > 128 {
+			t.Fatalf("ValidToken accepted %d characters", len(s))
+		}
+		for _, c := range []byte(s) {
+			alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+			if !alnum && c != '-' && c != '_' {
+				t.Fatalf("ValidToken accepted %q", s)
+			}
+		}
+	})
+}
