@@ -72,7 +72,9 @@ func FuzzHandshake(f *testing.F) {
 	f.Add("0", "", "", "")
 	f.Add("", knownID, knownSecret, "1")
 	f.Fuzz(func(t *testing.T, resume, id, secret, received string) {
-		srv := session.NewServer(session.Options{Store: fuzzStore{}}, func(*session.Session) {})
+		// serve lasts as long as the session: one that returned at once
+		// would end it, and a racing handshake would get 503.
+		srv := session.NewServer(session.Options{Store: fuzzStore{}}, func(s *session.Session) { <-s.Done() })
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

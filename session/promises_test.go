@@ -447,15 +447,17 @@ func TestResumeTimeout(t *testing.T) {
 	case <-time.After(timeout + waitFor):
 		t.Fatal("the session outlived ResumeTimeout")
 	}
-	assert.GreaterOrEqual(t, time.Since(gone), timeout, "kept ResumeTimeout for the client")
+	// Done has closed: the session is gone, from the Store and from the
+	// Server, at once.
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	_, _, err := sess.Receive(ctx)
-	assert.ErrorIs(t, err, session.ErrClosed)
-	_, err = store.Load(ctx, id)
+	_, err := store.Load(ctx, id)
 	assert.ErrorIs(t, err, session.ErrNotFound, "the Store no longer has it")
-
 	ws, resp := rawDial(t, ts, resumeHeader(id, secret, "0"))
+	assert.GreaterOrEqual(t, time.Since(gone), timeout, "kept ResumeTimeout for the client")
+	_, _, err = sess.Receive(ctx)
+	assert.ErrorIs(t, err, session.ErrClosed)
+
 	require.NotNil(t, ws, "status %d", resp.StatusCode)
 	assert.Equal(t, "0", resp.Header.Get("Resocket-Resumed"), "a new session")
 	assert.NotEqual(t, id, resp.Header.Get("Resocket-Session"))

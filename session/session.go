@@ -347,7 +347,7 @@ func (s *Session) served() { s.end(ErrClosed, true) }
 
 // end ends the session, once: its calls return err from now on, its
 // connection is closed (1000 for good, 1012 on Shutdown), and a session
-// ended for good leaves the Store.
+// ended for good leaves the Store; then Done closes.
 func (s *Session) end(err error, forever bool) {
 	s.mu.Lock()
 	if s.err != nil {
@@ -365,8 +365,11 @@ func (s *Session) end(err error, forever bool) {
 		s.expiry = nil
 	}
 	s.changedLocked()
-	close(s.done)
 	s.mu.Unlock()
+	// Done closes last: once it has, neither the Store (when the session
+	// ended for good) nor this Server has the session any more, and a
+	// resume starts a new one instead of meeting one that is ending.
+	defer close(s.done)
 	switch {
 	case conn != nil && graceful:
 		conn.sendClose(code, reason) // its reader drains until the client answers
