@@ -859,3 +859,67 @@ func upgradeRequest(h http.Header) *http.Request {
 	r.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 	return r
 }
+
+// barrierStore holds every Claim until `of` claims have arrived (or a
+// bound passes): handshakes that resume the same session at once then
+// all claim it before any runs it.
+type barrierStore struct {
+	session.Store
+	of      int
+	mu      sync.Mutex
+	arrived int
+	all     chan struct{}
+}
+
+func (b *barrierStore) Claim(ctx context.Context, id string, owner uint64) (session.Record, error) {
+	b.mu.Lock()
+	b.arrived++
+	if b.arrived == b.of {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.all:
+	case <-time.After(waitFor):
+	}
+	return b.Store.Claim(ctx, id, owner)
+}
+
+// TestConcurrentResumesAfterARestart: two handshakes resume the same
+// session at once on a Server that does not run it yet (after a
+// restart): both claim it from the Store, the last claim wins, and the
+// Server goes on serving: no claim may leave it stuck.
+func TestConcurrentResumesAfterARestart(t *testing.T) {
+	store := &barrierStore{Store: session.NewMemoryStore(), of: 2, all: make(chan struct{})}
+	serve := func(s *session.Session) { <-s.Done() }
+	ts := newTestServerServe(t, session.Options{Store: store}, serve)
+	ws, resp := rawDial(t, ts, resumeHeader("", "", ""))
+	require.NotNil(t, ws)
+	id, secret := resp.Header.Get("Resocket-Session"), resp.Header.Get("Resocket-Secret")
+	_ = ws.Close() // gone without a close frame: the session stays
+	ts.restart(session.Options{Store: store})
+
+	results := make(chan int, 2)
+	for range 2 {
+		go func() {
+			d := websocket.Dialer{HandshakeTimeout: 2 * waitFor}
+			ws, resp, err := d.Dial("ws://"+ts.http.Listener.Addr().String(), resumeHeader(id, secret, "0"))
+			if err != nil {
+				if resp == nil {
+					results <- 0
+					return
+				}
+				results <- resp.StatusCode
+				return
+			}
+			closeRaw(ws)
+			results <- http.StatusSwitchingProtocols
+		}()
+	}
+	for range 2 {
+		code := testkit.Receive(t, results, 3*waitFor, "a concurrent resume ends")
+		assert.Contains(t, []int{http.StatusSwitchingProtocols, http.StatusServiceUnavailable}, code)
+	}
+	ws, resp = rawDial(t, ts, resumeHeader("", "", ""))
+	require.NotNil(t, ws, "the Server still serves: status %d", resp.StatusCode)
+}

@@ -268,13 +268,11 @@ func (s *Server) create(ctx context.Context) (*Session, answer, *refusal) {
 // start runs sess here: serve on its goroutine.
 func (s *Server) start(sess *Session) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.shutdown {
+		s.mu.Unlock()
 		return false
 	}
-	if old := s.sessions[sess.id]; old != nil {
-		old.end(ErrMoved, false) // a second claim raced this one: the last wins
-	}
+	old := s.sessions[sess.id]
 	s.sessions[sess.id] = sess
 	s.running.Add(1)
 	go func() {
@@ -282,6 +280,12 @@ func (s *Server) start(sess *Session) bool {
 		s.serve(sess)
 		sess.served()
 	}()
+	s.mu.Unlock()
+	// A second claim raced this one: the last wins. Ended without s.mu,
+	// which end takes (forget).
+	if old != nil {
+		old.end(ErrMoved, false)
+	}
 	return true
 }
 
