@@ -74,7 +74,9 @@ func (s *session) ack(n uint64) {
 	s.acked = n
 }
 
-// drain empties the outbox and returns what it held, in order.
+// drain empties the outbox and returns what it held, in order. acked
+// stays: what was drained was not acknowledged (a Flush waiting for it
+// must not see it as done).
 func (s *session) drain() []Message {
 	s.acked = s.last()
 	return s.out.drain()
@@ -386,6 +388,9 @@ func (a *acker) stop() {
 func (c *Client) Flush(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.state == StateClosed {
+		return fmt.Errorf("%w before the flush", ErrClosed)
+	}
 	q := &c.queue
 	if c.session != nil {
 		q = &c.session.out

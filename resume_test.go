@@ -301,3 +301,32 @@ func TestResumeAckWithinWhatWasSent(t *testing.T) {
 		assert.NoError(t, d.Disconnect.Err, "only the close")
 	}
 }
+
+// TestFlushWhenTheClientEnds: a Flush waiting for acknowledgements when
+// the client ends returns ErrClosed, never nil: the messages it waited for
+// were not acknowledged, they are in Closed.Unsent. A Flush after the end
+// says so too.
+func TestFlushWhenTheClientEnds(t *testing.T) {
+	srv := scripted(t, newSession)
+	c, events := newClient(t, srv.URL(), resumeConfig())
+	conn := srv.NextConn(t, waitFor)
+	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, c.SendText(ctx, "a"))
+	require.NoError(t, c.SendText(ctx, "b"))
+	receiveData(t, conn)
+	receiveData(t, conn) // written, never acknowledged
+
+	flushed := make(chan error, 1)
+	go func() { flushed <- c.Flush(ctx) }()
+	require.NoError(t, closeClient(t, c, resocket.StatusNormalClosure, ""))
+	assert.ErrorIs(t, testkit.Receive(t, flushed, waitFor, "Flush"), resocket.ErrClosed, "the server acknowledged nothing")
+	closed := events.Closed(t, waitFor)
+	var unsent []string
+	for _, m := range closed.Unsent {
+		unsent = append(unsent, string(m.Data))
+	}
+	assert.Equal(t, []string{"a", "b"}, unsent)
+	assert.ErrorIs(t, c.Flush(ctx), resocket.ErrClosed, "Flush once the client has ended")
+}
