@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -540,6 +541,9 @@ func TestCloseEndsTheSession(t *testing.T) {
 	_, err = store.Load(ctx, id)
 	assert.ErrorIs(t, err, session.ErrNotFound, "ended for good")
 
+	assert.ErrorIs(t, c.Flush(ctx), resocket.ErrClosed, "Flush once the client has ended")
+	assert.ErrorIs(t, sess.Send(ctx, resocket.MessageText, []byte("late")), session.ErrClosed, "Send once the session has ended")
+
 	got := g.got()
 	assert.Equal(t, all[:3], got, "Receive returned the first three")
 	assert.Equal(t, all[3:], texts(closed.Unsent), "Unsent: exactly the rest, in order, disjoint from what Receive returned")
@@ -683,12 +687,13 @@ func TestShutdown(t *testing.T) {
 	}
 	ts := newTestServerServe(t, session.Options{}, serve)
 	var recs []*testkit.Recorder
+	var sessions []*session.Session
 	for range 2 {
 		c, err := resocket.New(ts.URL(), quietConfig())
 		require.NoError(t, err)
 		rec := testkit.Record(t, c)
 		testkit.WaitEvent[resocket.Connected](t, rec, waitFor)
-		testkit.Receive(t, g.started, waitFor, "a session starts")
+		sessions = append(sessions, testkit.Receive(t, g.started, waitFor, "a session starts"))
 		recs = append(recs, rec)
 	}
 
@@ -703,6 +708,11 @@ func TestShutdown(t *testing.T) {
 	defer cancel2()
 	require.NoError(t, srv.Shutdown(ctx2))
 	assert.Len(t, returned, 2, "Shutdown returned after every serve function")
+	for _, sess := range sessions {
+		assert.ErrorIs(t, sess.Send(ctx2, resocket.MessageText, []byte("x")), session.ErrServerClosed)
+		_, _, err := sess.Receive(ctx2)
+		assert.ErrorIs(t, err, session.ErrServerClosed)
+	}
 
 	for _, rec := range recs {
 		d := testkit.WaitEvent[resocket.Disconnected](t, rec, waitFor)
@@ -922,4 +932,39 @@ func TestConcurrentResumesAfterARestart(t *testing.T) {
 	}
 	ws, resp = rawDial(t, ts, resumeHeader("", "", ""))
 	require.NotNil(t, ws, "the Server still serves: status %d", resp.StatusCode)
+}
+
+// TestSessionLostAfterExpiry: the client stays away longer than
+// ResumeTimeout (the Server shut down, the next one not yet there); the
+// Store drops the session, and the client, back, reports SessionLost with
+// what it had written and never had acknowledged, then a new session.
+func TestSessionLostAfterExpiry(t *testing.T) {
+	store := session.NewMemoryStore()
+	opts := session.Options{Store: store, ResumeTimeout: 200 * time.Millisecond}
+	ts := newTestServer(t, opts)
+	c, rec, first, _ := connectClient(t, ts, quietConfig())
+	id, _ := credentials(t, first)
+	sendAll(t, c, seq("c", 1, 3))
+	flush(t, c)
+	ts.proxy.blackhole()
+	sendAll(t, c, seq("c", 4, 6))
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, ts.h.cur.Load().Shutdown(ctx)) // refuses with 503 from now on
+	ts.proxy.cut()
+	require.Eventually(t, func() bool {
+		_, err := store.Load(ctx, id)
+		return errors.Is(err, session.ErrNotFound)
+	}, waitFor, 10*time.Millisecond, "the Store drops the session after ResumeTimeout")
+
+	next := newPeer()
+	ts.h.cur.Store(session.NewServer(opts, next.serve))
+	lost := testkit.WaitEvent[resocket.SessionLost](t, rec, waitFor)
+	assert.Equal(t, seq("c", 4, 6), texts(lost.InDoubt))
+	conn := testkit.WaitEvent[resocket.Connected](t, rec, waitFor)
+	assert.False(t, conn.Resumed)
+	sendAll(t, c, seq("c", 7, 8))
+	flush(t, c)
+	assert.Equal(t, seq("c", 1, 3), strs(ts.peer.all()))
+	assert.Equal(t, seq("c", 7, 8), strs(next.all()))
 }
