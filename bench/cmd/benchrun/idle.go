@@ -13,8 +13,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/resocket/resocket/bench/internal/clients"
@@ -103,34 +101,11 @@ func runIdleChild(name, url string, n int, memprofile string) error {
 	time.Sleep(200 * time.Millisecond)
 	before := take()
 
-	conns := make([]clients.Closer, n)
-	var next atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	var wg sync.WaitGroup
 	start := time.Now()
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				c, err := im.Idle(url, nil)
-				if err != nil {
-					errOnce.Do(func() { firstErr = fmt.Errorf("connection %d: %w", i, err) })
-					return
-				}
-				conns[i] = c
-			}
-		}()
-	}
-	wg.Wait()
+	conns, err := openIdle(im, url, n)
 	dial := time.Since(start)
-	if firstErr != nil {
-		return firstErr
+	if err != nil {
+		return err
 	}
 	// Let what runs once per connection (handshake leftovers, the first
 	// events) settle; no keepalive ping fires this soon (25 s).
