@@ -84,7 +84,7 @@ func streamTo(t *testing.T, url string, p *peer, cfg resocket.Config, n, step in
 	}
 	assert.Equal(t, want, fromServer, "server to client: exactly once, in order")
 	var fromClient []string
-	for _, d := range ts.peer.all() {
+	for _, d := range ts.peer.inOrder() {
 		fromClient = append(fromClient, string(d))
 	}
 	for i := range want {

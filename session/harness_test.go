@@ -30,6 +30,7 @@ func (h *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.cur.Lo
 type peer struct {
 	mu       sync.Mutex
 	received [][]byte
+	runs     []int // the serve call that received each message, counted from 1
 	sessions []*session.Session
 	started  chan *session.Session
 }
@@ -42,6 +43,7 @@ func (p *peer) serve(s *session.Session) {
 	p.sessions = append(p.sessions, s)
 	p.mu.Unlock()
 	p.started <- s
+	run := len(p.sessionsSnapshot())
 	for {
 		_, data, err := s.Receive(context.Background())
 		if err != nil {
@@ -49,8 +51,38 @@ func (p *peer) serve(s *session.Session) {
 		}
 		p.mu.Lock()
 		p.received = append(p.received, data)
+		p.runs = append(p.runs, run)
 		p.mu.Unlock()
 	}
+}
+
+func (p *peer) sessionsSnapshot() []*session.Session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*session.Session(nil), p.sessions...)
+}
+
+// inOrder returns what serve received, each Server's run of Receive in
+// its own order, the runs one after the other in the order they began.
+// Two Servers that hand a session over run at once for a moment: the one
+// left may still be recording the message its last Receive returned while
+// the next one records the following ones, so the interleaving of their
+// records says nothing; the order of each run, and the runs' succession,
+// are what Receive promises.
+func (p *peer) inOrder() [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	byRun := map[int][][]byte{}
+	maxRun := 0
+	for i, d := range p.received {
+		byRun[p.runs[i]] = append(byRun[p.runs[i]], d)
+		maxRun = max(maxRun, p.runs[i])
+	}
+	var out [][]byte
+	for r := 0; r <= maxRun; r++ {
+		out = append(out, byRun[r]...)
+	}
+	return out
 }
 
 func (p *peer) count() int {
