@@ -163,9 +163,13 @@ func TestFailedOnConnectClosesWithinCloseTimeout(t *testing.T) {
 	cfg.CloseTimeout = 2500 * time.Millisecond
 	cfg.Policy = func(resocket.Disconnect) resocket.Decision { return resocket.Decision{Action: resocket.Stop} }
 	returned := make(chan time.Time, 1)
+	sendReturned := make(chan struct{})
 	cfg.OnConnect = func(_ context.Context, conn *resocket.Conn) error {
 		gate.armed.Store(true)
-		go func() { _ = conn.Send(context.Background(), resocket.MessageBinary, []byte("held")) }()
+		go func() { // the test's goroutine, not the client's: awaited below
+			defer close(sendReturned)
+			_ = conn.Send(context.Background(), resocket.MessageBinary, []byte("held"))
+		}()
 		<-gate.writing
 		returned <- time.Now()
 		return errors.New("auth refused")
@@ -175,6 +179,9 @@ func TestFailedOnConnectClosesWithinCloseTimeout(t *testing.T) {
 	testkit.WaitClosed(t, c.Done(), waitFor, "Done after OnConnect failed")
 	took := time.Since(<-returned)
 	assert.GreaterOrEqual(t, took, 2*time.Second, "the close frame waited CloseTimeout, not a fixed second")
+	// The blocked Send is the application's own goroutine: it returns once
+	// the connection is cut, which the client did before Done.
+	testkit.WaitClosed(t, sendReturned, waitFor, "the held Send returning")
 	testkit.NoClientGoroutines(t, "after Done")
 }
 
