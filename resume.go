@@ -18,7 +18,7 @@ import (
 // Acknowledgements are batched: one after ackEvery messages, or ackDelay
 // after the first message not yet acknowledged, whichever comes first.
 const (
-	ackEvery = 64
+	ackEvery = 256
 	ackDelay = 50 * time.Millisecond
 )
 
@@ -101,8 +101,9 @@ func errResume(format string, args ...any) error {
 
 // resumed takes in the server's answer to a handshake, on the loop. It
 // returns the number from which the outbox is replayed on the new
-// connection and, when the session asked for was lost, the messages whose
-// fate is unknown.
+// connection and, when the session asked for was lost, a non-nil list of
+// the messages whose fate is unknown (empty when every one was
+// acknowledged).
 func (c *Client) resumed(a ResumeAnswer) (from uint64, inDoubt []Message, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -124,6 +125,9 @@ func (c *Client) resumed(a ResumeAnswer) (from uint64, inDoubt []Message, err er
 	// A new session. Messages of the old one that were written may have
 	// been processed: they are in doubt. Those never written are not, and
 	// go first in the new session.
+	if s.id != "" {
+		inDoubt = []Message{} // lost, even with nothing in doubt: SessionLost says so
+	}
 	if s.id != "" && s.sent > s.acked {
 		inDoubt = s.out.messages(0, int(s.sent-s.acked)) //nolint:gosec // acked < sent <= last()
 		s.ack(s.sent)
@@ -352,14 +356,16 @@ func (a *acker) fire() {
 		a.mu.Unlock()
 		return
 	}
+	// Counted as acknowledged from now, before the write: the ack about
+	// to go covers at least this much, and while it is written the
+	// messages that keep coming must not arm one ack after another (a
+	// fast stream then paid a write every few messages). If the write
+	// fails, the connection is gone and the next handshake says the rest.
+	a.acked.Store(max(a.acked.Load(), a.c.session.received.Load()))
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(a.c.ctx, a.c.cfg.closeTimeout)
 	defer cancel()
-	if n, err := a.c.writeAck(ctx, a.conn); err == nil {
-		a.mu.Lock()
-		a.acked.Store(max(a.acked.Load(), n))
-		a.mu.Unlock()
-	}
+	_, _ = a.c.writeAck(ctx, a.conn)
 }
 
 // stop ends the acker and waits for a firing under way; it runs on the

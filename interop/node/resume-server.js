@@ -39,7 +39,7 @@ const { WebSocketServer } = require('ws');
 const port = Number(process.argv[2] || 0);
 const resumeTimeoutMs = Number(process.argv[3] || 2 * 60 * 1000); // §5: our default, 2 minutes
 
-// §3: one ack after 64 new messages, or 50 ms after the first one not yet
+// §3 (our Go server's values): one ack after 64 new messages, or 50 ms after the first one not yet
 // acknowledged. §6: at most 1024 unacknowledged messages in the outbox.
 const ACK_EVERY = 64;
 const ACK_AFTER_MS = 50;

@@ -311,9 +311,11 @@ func (r *report) targets() string {
 
 // resumeImpls are the clients with Config.Resume, each paired with the
 // plain client used the same way (plainOf).
-var resumeImpls = []string{"resocket-resume", "resocket-resume-onevent"}
+var resumeImpls = []string{"resocket-resume", "resocket-resume-onevent", "resocket-resume-raw"}
 
-func plainOf(impl string) string { return strings.Replace(impl, "-resume", "", 1) }
+func plainOf(impl string) string {
+	return strings.Replace(strings.Replace(impl, "-resume", "", 1), "-raw", "", 1)
+}
 
 // resumeSummary is the resume clients' rates over plain resocket's, paired
 // within each round: what resumable delivery costs the client, with the

@@ -59,7 +59,7 @@ func throughputBenches() []throughputBench {
 	return []throughputBench{
 		{name: "Echo64", desc: "echo round trip, 64 B, one in flight", impls: withNoPool64,
 			open: dial("/echo", func(c clients.Client, n int) error { return c.Echo(n, msg64) })},
-		{name: "Recv64", desc: "receive stream, 64 B messages", impls: all64,
+		{name: "Recv64", desc: "receive stream, 64 B messages", impls: append(append([]string(nil), all64...), "resocket-resume-raw"),
 			open: dial("/stream?size=64", clients.Client.Recv)},
 		{name: "Recv4K", desc: "receive stream, 4 KiB messages", impls: all,
 			open: dial("/stream?size=4096", clients.Client.Recv)},

@@ -116,6 +116,7 @@ func newServer() *server {
 	}
 	s.mux.HandleFunc("/echo", s.echo)
 	s.mux.HandleFunc("/stream", s.stream)
+	s.mux.HandleFunc("/resume-raw-stream", s.resumeRawStream)
 	s.mux.HandleFunc("/sink", s.sink)
 	s.mux.HandleFunc("/close1012", s.close1012)
 	s.mux.HandleFunc("/hold", s.hold)

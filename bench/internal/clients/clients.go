@@ -47,6 +47,9 @@ type Impl struct {
 	// Resume: the client has Config.Resume and runs against the server's
 	// resumable endpoints (Path).
 	Resume bool
+	// Raw: a resume client that runs against the server's raw resume
+	// endpoints, which cost the server nothing per message (Recv only).
+	Raw bool
 }
 
 // Path returns the server endpoint this implementation runs a benchmark
@@ -55,6 +58,9 @@ type Impl struct {
 func (im Impl) Path(path string) string {
 	if !im.Resume {
 		return path
+	}
+	if im.Raw {
+		return "/resume-raw-" + strings.TrimPrefix(path, "/")
 	}
 	return "/resume-" + strings.TrimPrefix(path, "/")
 }
@@ -89,7 +95,7 @@ func All() []Impl {
 // ByName returns the implementations named, in that order.
 func ByName(names ...string) ([]Impl, error) {
 	all := append(All(), GorillaResume(), ResocketNoPool(), ResocketBare(), ResocketOnEvent(),
-		ResocketResume(), ResocketResumeOnEvent())
+		ResocketResume(), ResocketResumeOnEvent(), ResocketResumeRaw())
 	var out []Impl
 	for _, n := range names {
 		found := false

@@ -46,3 +46,16 @@ func ResocketResumeOnEvent() Impl {
 		},
 	}
 }
+
+// ResocketResumeRaw is ResocketResume against the server's raw resume
+// stream: the handshake and the framing of the resume protocol, written
+// as pre-encoded batches that cost the server nothing per message, as the
+// plain stream does. Its rate over plain resocket's is what Resume costs
+// the client alone. Recv only.
+func ResocketResumeRaw() Impl {
+	im := ResocketResume()
+	im.Name = "resocket-resume-raw"
+	im.Raw = true
+	im.Idle = nil
+	return im
+}
