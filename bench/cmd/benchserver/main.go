@@ -181,13 +181,18 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ws.Close()
-	frame := encodeFrame(websocket.BinaryMessage, make([]byte, size))
+	streamBatches(ws, encodeFrame(websocket.BinaryMessage, make([]byte, size)))
+}
+
+// streamBatches writes frame over and over, in pre-encoded batches of
+// 64 KiB, until the client closes: the server costs nothing per message.
+// The reader notices the client's close frame; the writer then stops at a
+// batch boundary and answers it, so frames never interleave.
+func streamBatches(ws *websocket.Conn, frame []byte) {
 	batch := make([]byte, 0, 64<<10+len(frame))
 	for len(batch) < 64<<10 {
 		batch = append(batch, frame...)
 	}
-	// The reader notices the client's close frame; the writer then stops
-	// at a batch boundary and answers it, so frames never interleave.
 	stop := make(chan struct{})
 	ws.SetCloseHandler(func(int, string) error { return nil })
 	go func() {

@@ -3,7 +3,6 @@ package main
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -32,32 +31,5 @@ func (s *server) resumeRawStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ws.Close()
-	frame := encodeFrame(websocket.BinaryMessage, append([]byte{0x00}, make([]byte, size)...))
-	batch := make([]byte, 0, 64<<10+len(frame))
-	for len(batch) < 64<<10 {
-		batch = append(batch, frame...)
-	}
-	stop := make(chan struct{})
-	ws.SetCloseHandler(func(int, string) error { return nil })
-	go func() { // reads the client's acks, and its close frame
-		defer close(stop)
-		for {
-			if _, _, err := ws.NextReader(); err != nil {
-				return
-			}
-		}
-	}()
-	nc := ws.NetConn()
-	for {
-		select {
-		case <-stop:
-			_ = ws.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-			return
-		default:
-		}
-		if _, err := nc.Write(batch); err != nil {
-			return
-		}
-	}
+	streamBatches(ws, encodeFrame(websocket.BinaryMessage, append([]byte{0x00}, make([]byte, size)...)))
 }
