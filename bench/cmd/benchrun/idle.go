@@ -59,21 +59,7 @@ func take() sample {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return sample{RSS: vmRSS(), HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine()}
-}
-
-func vmRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	return sample{RSS: harness.VMRSS(), HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine()}
 }
 
 // runIdleChild is the child process: it opens n idle connections with
@@ -173,9 +159,14 @@ func (r *report) idleRatio(impl string, f func(idleResult) float64) stats {
 }
 
 func (r *report) idleFigure(impl string, f func(idleResult) float64) stats {
+	return figureOf(r.idle, func(x idleResult) bool { return x.Impl == impl }, f)
+}
+
+// figureOf summarizes f over the results that keep selects.
+func figureOf[T any](results []T, keep func(T) bool, f func(T) float64) stats {
 	var xs []float64
-	for _, x := range r.idle {
-		if x.Impl == impl {
+	for _, x := range results {
+		if keep(x) {
 			xs = append(xs, f(x))
 		}
 	}

@@ -146,6 +146,29 @@ func serverIdleOnce(bin, dir string, plain bool, n int) ([]serverIdleResult, err
 // openIdle opens n idle clients, 8 at a time.
 func openIdle(im clients.Impl, url string, n int) ([]clients.Closer, error) {
 	conns := make([]clients.Closer, n)
+	err := eightAtATime(n, func(i int) error {
+		c, err := im.Idle(url, nil)
+		if err != nil {
+			return fmt.Errorf("connection %d: %w", i, err)
+		}
+		conns[i] = c
+		return nil
+	})
+	return conns, err
+}
+
+func closeAll(conns []clients.Closer) {
+	_ = eightAtATime(len(conns), func(i int) error {
+		if conns[i] != nil {
+			conns[i].Close()
+		}
+		return nil
+	})
+}
+
+// eightAtATime runs f for 0 to n-1 on 8 goroutines. A worker stops at its
+// first error; the first error of all is returned.
+func eightAtATime(n int, f func(i int) error) error {
 	var next atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
@@ -159,48 +182,19 @@ func openIdle(im clients.Impl, url string, n int) ([]clients.Closer, error) {
 				if i >= n {
 					return
 				}
-				c, err := im.Idle(url, nil)
-				if err != nil {
-					errOnce.Do(func() { firstErr = fmt.Errorf("connection %d: %w", i, err) })
+				if err := f(i); err != nil {
+					errOnce.Do(func() { firstErr = err })
 					return
-				}
-				conns[i] = c
-			}
-		}()
-	}
-	wg.Wait()
-	return conns, firstErr
-}
-
-func closeAll(conns []clients.Closer) {
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(conns) {
-					return
-				}
-				if conns[i] != nil {
-					conns[i].Close()
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	return firstErr
 }
 
 func (r *report) serverIdleFigure(kind string, f func(serverIdleResult) float64) stats {
-	var xs []float64
-	for _, x := range r.serverIdle {
-		if x.Kind == kind {
-			xs = append(xs, f(x))
-		}
-	}
-	return summarize(xs)
+	return figureOf(r.serverIdle, func(x serverIdleResult) bool { return x.Kind == kind }, f)
 }
 
 func (r *report) serverIdleSummary() string {

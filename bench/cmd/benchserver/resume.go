@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/bench/internal/harness"
 	"github.com/resocket/resocket/session"
 )
 
@@ -80,7 +79,7 @@ func (s *server) addResume() {
 		debug.FreeOSMemory()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		fmt.Fprintln(w, vmRSS(), ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine())
+		fmt.Fprintln(w, harness.VMRSS(), ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine())
 	})
 }
 
@@ -117,18 +116,4 @@ func (r *resumeEndpoints) stream(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Unlock()
 	srv.ServeHTTP(w, req)
-}
-
-func vmRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
