@@ -293,7 +293,9 @@ func (c *Client) serve(conn *Conn, connected Connected) (*Conn, Disconnect) {
 		r, d = c.serveRotating(r)
 	} else {
 		for d = c.read(r.conn, r.ack); errors.Is(d.Err, errMoveAsked); d = c.read(r.conn, r.ack) {
-			r = c.move(r)
+			if next, _ := c.move(r, func(old *connRun) { c.read(old.conn, old.ack) }); next != nil {
+				r = next
+			}
 		}
 	}
 	r.stop(c)

@@ -74,18 +74,11 @@ func (c *Client) serveRotating(r *connRun) (*connRun, Disconnect) {
 	for {
 		select {
 		case f := <-frames:
-			if f.end {
-				return r, f.d
-			}
-			if d, ok := c.receive(r.conn, r.ack, f.typ, f.data); !ok {
-				r.conn.kill(errConnEnded)
-				drain(frames)
+			if d, ok := c.takeFrame(r, frames, f); !ok {
 				return r, d
 			}
 			if r.conn.moveAsked {
-				r.conn.moveAsked = false
-				c.nextURL()
-				if next, nextFrames := c.rotate(r, c.drainFrames(frames)); next != nil {
+				if next, nextFrames := c.move(r, c.drainFrames(frames)); next != nil {
 					r, frames = next, nextFrames
 					age.Reset(c.rotationDelay())
 				}
@@ -174,32 +167,40 @@ func (c *Client) rotate(old *connRun, drainOld func(*connRun)) (*connRun, <-chan
 func (c *Client) drainFrames(frames <-chan frame) func(*connRun) {
 	return func(old *connRun) {
 		for f := range frames {
-			if f.end {
-				return
-			}
-			if _, ok := c.receive(old.conn, old.ack, f.typ, f.data); !ok {
-				old.conn.kill(errConnEnded)
-				drain(frames)
+			if _, ok := c.takeFrame(old, frames, f); !ok {
 				return
 			}
 		}
 	}
 }
 
+// takeFrame hands one frame of r's conn reader to the application, on the
+// loop. It reports false, and why, once the reader is done: its end, or a
+// message that broke the protocol, after which the connection is cut and
+// the reader drained.
+func (c *Client) takeFrame(r *connRun, frames <-chan frame, f frame) (Disconnect, bool) {
+	if f.end {
+		return f.d, false
+	}
+	d, ok := c.receive(r.conn, r.ack, f.typ, f.data)
+	if !ok {
+		r.conn.kill(errConnEnded)
+		drain(frames)
+	}
+	return d, ok
+}
+
 // errMoveAsked ends read when the server sent the move hint.
 var errMoveAsked = errors.New("resocket: the server asked to move")
 
-// move answers the server's move hint (it is going away) while the loop
-// reads the connection itself: the next URL is dialed while the old
-// connection still serves, then the old one is closed and read to its
-// end. It returns the connection to go on with: the old one if the new
-// one could not be opened. It runs on the loop.
-func (c *Client) move(r *connRun) *connRun {
+// move answers the server's move hint (it is going away): the next URL
+// is dialed while the old connection still serves, then the old one is
+// closed and drainOld reads it to its end. It returns the new
+// connection's run and reader (none while the loop reads itself), or nil
+// when the new one could not be opened and the old one goes on. It runs
+// on the loop.
+func (c *Client) move(r *connRun, drainOld func(*connRun)) (*connRun, <-chan frame) {
 	r.conn.moveAsked = false
 	c.nextURL()
-	next, _ := c.rotate(r, func(old *connRun) { c.read(old.conn, old.ack) })
-	if next == nil {
-		return r
-	}
-	return next
+	return c.rotate(r, drainOld)
 }
