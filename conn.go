@@ -48,6 +48,10 @@ type Conn struct {
 	inSeq      uint64 // the number of the last data message read (the loop's)
 	moveAsked  bool   // the server sent the move hint (the loop's)
 
+	// retired: a rotation has replaced this connection, which must never
+	// become the one Send writes to again (under the client's mutex).
+	retired bool
+
 	endOnce sync.Once
 	ended   chan struct{} // closed by kill
 	endErr  error         // why the client cut the connection; set before ended closes

@@ -352,13 +352,16 @@ func (r *connRun) stop(c *Client) {
 }
 
 // flush runs on the flusher: it writes the send buffer in order on a fresh
-// connection, then makes the connection ready. A message stays buffered
-// until its write succeeds.
+// connection, then makes the connection ready, unless a rotation has
+// replaced it meanwhile. A message stays buffered until its write
+// succeeds, and leaves the buffer before the write lock is released: a
+// rotation, which takes that lock, never sees a message both written
+// here and still first in the buffer for the next connection.
 func (c *Client) flush(conn *Conn, wg *sync.WaitGroup) {
 	defer wg.Done()
 	for {
 		c.mu.Lock()
-		if c.closeReq != nil || conn.isEnded() {
+		if c.closeReq != nil || conn.isEnded() || conn.retired {
 			c.mu.Unlock()
 			return
 		}
@@ -369,12 +372,17 @@ func (c *Client) flush(conn *Conn, wg *sync.WaitGroup) {
 		}
 		m := c.queue.at(0) // only flush removes from the front
 		c.mu.Unlock()
-		if err := conn.write(c.ctx, m.Type, m.Data); err != nil {
+		if err := conn.lock(c.ctx); err != nil {
+			return
+		}
+		if err := conn.writeLocked(c.ctx, m.Type, m.Data, len(m.Data)); err != nil {
+			conn.unlock()
 			return
 		}
 		c.mu.Lock()
 		c.queue.dropFront(1)
 		c.progressedLocked()
 		c.mu.Unlock()
+		conn.unlock()
 	}
 }

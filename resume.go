@@ -233,9 +233,15 @@ var frameBufs = sync.Pool{New: func() any {
 // writeData writes data message seq on conn, whose write lock the caller
 // holds.
 func (c *Client) writeData(ctx context.Context, conn *Conn, seq uint64, typ MessageType, data []byte) error {
+	return c.writeFrame(ctx, conn, seq, typ, data, len(data))
+}
+
+// writeFrame is writeData counting payload bytes in Stats (none, -1, for
+// a stand-in of an acknowledged message).
+func (c *Client) writeFrame(ctx context.Context, conn *Conn, seq uint64, typ MessageType, data []byte, payload int) error {
 	bp := frameBufs.Get().(*[]byte)
 	ftyp, frame := c.session.codec.AppendData((*bp)[:0], seq, typ, data)
-	err := conn.writeLocked(ctx, ftyp, frame, len(data))
+	err := conn.writeLocked(ctx, ftyp, frame, payload)
 	if cap(frame) <= maxPooledReadBuf {
 		*bp = frame[:0]
 		frameBufs.Put(bp)
@@ -259,13 +265,21 @@ func (c *Client) writeAck(ctx context.Context, conn *Conn) (uint64, error) {
 }
 
 // flushResumable runs on the flusher: it replays the outbox on a fresh
-// connection from number from, then makes the connection ready.
+// connection from number from, then makes the connection ready, unless a
+// rotation has replaced it meanwhile.
+//
+// Every number from from on goes out, in order: the server numbers this
+// connection's data frames implicitly, from its handshake's answer. A
+// message the server acknowledged since then (it went on reading the old
+// connection while this one opened) has left the outbox; an empty data
+// frame stands in for it, which the server drops by its number. Skipping
+// it instead shifted every later message onto the wrong number.
 func (c *Client) flushResumable(conn *Conn, from uint64, wg *sync.WaitGroup) {
 	defer wg.Done()
 	for seq := from; ; seq++ {
 		c.mu.Lock()
 		s := c.session
-		if c.closeReq != nil || conn.isEnded() {
+		if c.closeReq != nil || conn.isEnded() || conn.retired {
 			c.mu.Unlock()
 			return
 		}
@@ -274,17 +288,18 @@ func (c *Client) flushResumable(conn *Conn, from uint64, wg *sync.WaitGroup) {
 			c.mu.Unlock()
 			return
 		}
-		if seq <= s.acked {
-			c.mu.Unlock()
-			continue
+		m := Message{Type: MessageBinary} // acknowledged meanwhile: only its number matters
+		payload := -1
+		if seq > s.acked {
+			m = s.at(seq)
+			payload = len(m.Data)
 		}
-		m := s.at(seq)
 		s.sent = max(s.sent, seq)
 		c.mu.Unlock()
 		if err := conn.lock(c.ctx); err != nil {
 			return
 		}
-		err := c.writeData(c.ctx, conn, seq, m.Type, m.Data)
+		err := c.writeFrame(c.ctx, conn, seq, m.Type, m.Data, payload)
 		conn.unlock()
 		if err != nil {
 			return

@@ -28,7 +28,9 @@ type ResumeCodec interface {
 	Answer(h http.Header) (ResumeAnswer, error)
 	// AppendData appends to dst the frame that carries data message number
 	// seq (counted from 1 within the session), and returns the WebSocket
-	// message type to send it as.
+	// message type to send it as. A replay calls it with an empty binary
+	// message for a number the server acknowledged while the replay ran:
+	// only the number matters, the server drops it.
 	AppendData(dst []byte, seq uint64, typ MessageType, data []byte) (MessageType, []byte)
 	// AppendAck appends to dst the frame that acknowledges the first
 	// received data messages from the server, and returns its type.

@@ -142,6 +142,9 @@ func (c *Client) rotate(old *connRun, drainOld func(*connRun)) (*connRun, <-chan
 		// back to the send buffer and goes out on the new one.
 		old.conn.kill(errConnEnded)
 	}
+	c.mu.Lock()
+	old.conn.retired = true // its flusher, if still replaying, stops
+	c.mu.Unlock()
 	next := c.start(conn)
 	old.conn.sendClose(StatusNormalClosure, "connection rotated", time.Now().Add(c.cfg.closeTimeout))
 	if locked {

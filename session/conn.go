@@ -225,17 +225,7 @@ func (c *sconn) readLoop() {
 		return err
 	})
 	ws.SetCloseHandler(func(int, string) error {
-		s.mu.Lock()
-		c.clientClosed = !c.closing
-		received := s.received
-		if c.clientClosed {
-			// The client is gone for good: what Receive is returning
-			// counts as received, and what waits in the inbox is never
-			// returned (the client hands it back in Closed.Unsent).
-			received = max(received, s.taking)
-			s.inbox = nil
-		}
-		s.mu.Unlock()
+		received := s.clientClosing(c)
 		// Everything the application received is acknowledged before the
 		// close, so that the client's Closed.Unsent is exact.
 		c.writeMu.Lock()
@@ -258,6 +248,26 @@ func (c *sconn) readLoop() {
 			return
 		}
 	}
+}
+
+// clientClosing takes in the client's close frame on c and returns the
+// count to acknowledge before answering it. A close on the session's
+// connection, unless we closed first, means the client has left for
+// good: what Receive is returning counts as received, and what waits in
+// the inbox is never returned (the client hands it back in
+// Closed.Unsent). A close on a connection that a newer one has taken
+// over, or is about to (its handshake has been answered), is a rotation
+// or a move: the session goes on there, and the inbox is not this
+// connection's to empty.
+func (s *Session) clientClosing(c *sconn) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.clientClosed = !c.closing && s.conn == c && s.awaiting == 0
+	if !c.clientClosed {
+		return s.received
+	}
+	s.inbox = nil
+	return max(s.received, s.taking)
 }
 
 // readMessage reads the client's next message. Every read that brings
@@ -354,9 +364,6 @@ func (c *sconn) writeLoop() {
 			s.mu.Unlock()
 			return
 		}
-		if c.nextOut <= s.acked {
-			c.nextOut = s.acked + 1
-		}
 		if c.nextOut <= s.sent {
 			// Everything due, up to a batch, goes out in one write: a
 			// message at a time, each its own write and syscall, was
@@ -364,7 +371,14 @@ func (c *sconn) writeLoop() {
 			batch = batch[:0]
 			size := 0
 			for c.nextOut <= s.sent && len(batch) < maxBatch && (len(batch) == 0 || size < maxBatchBytes) {
-				m := s.pending[c.nextOut-s.acked-1]
+				// Every number from the handshake's on goes out: the
+				// client numbers them implicitly. One it acknowledged
+				// since (on its old connection) is gone from pending; an
+				// empty data frame stands in, which the client drops.
+				m := Stored{Seq: c.nextOut, Type: resocket.MessageBinary}
+				if c.nextOut > s.acked {
+					m = s.pending[c.nextOut-s.acked-1]
+				}
 				batch = append(batch, m)
 				size += len(m.Data)
 				c.nextOut++
