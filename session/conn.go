@@ -109,7 +109,7 @@ func (s *Session) attach(c *sconn, clientReceived, told, gen uint64) error {
 	c.nextOut = clientReceived + 1
 	c.ackSent = told
 	ack := clientReceived > s.acked
-	s.inbox = nil // read on the old connection: the client replays it
+	s.inbox.dropFront(s.inbox.len()) // read on the old connection: the client replays it
 	s.changedLocked()
 	s.mu.Unlock()
 	if old != nil {
@@ -153,15 +153,9 @@ func (s *Session) clientAcked(n uint64) error {
 	}
 	k := int(n - s.acked) //nolint:gosec // n <= s.sent: at most len(s.pending)
 	for i := range k {
-		s.pendingBytes -= len(s.pending[i].Data)
+		s.pendingBytes -= len(s.pending.at(i).Data)
 	}
-	// Dropped in place, not copied: the next append that outgrows the
-	// array moves only what is left.
-	clear(s.pending[:k])
-	s.pending = s.pending[k:]
-	if len(s.pending) == 0 {
-		s.pending = nil
-	}
+	s.pending.dropFront(k)
 	s.acked = n
 	s.changedLocked()
 	s.mu.Unlock()
@@ -182,10 +176,10 @@ func (s *Session) inbound(c *sconn, m Stored) bool {
 		switch {
 		case s.err != nil || s.conn != c:
 			return false
-		case m.Seq <= s.received || (len(s.inbox) > 0 && m.Seq <= s.inbox[len(s.inbox)-1].Seq):
+		case m.Seq <= s.received || (s.inbox.len() > 0 && m.Seq <= s.inbox.at(s.inbox.len()-1).Seq):
 			return true // received already: a replay
-		case len(s.inbox) < inboxLimit:
-			s.inbox = append(s.inbox, m)
+		case s.inbox.len() < inboxLimit:
+			s.inbox.push(m)
 			s.inboxGrewLocked() // Receive's news only: not the writer's
 			return true
 		}
@@ -266,7 +260,7 @@ func (s *Session) clientClosing(c *sconn) uint64 {
 	if !c.clientClosed {
 		return s.received
 	}
-	s.inbox = nil
+	s.inbox.dropFront(s.inbox.len())
 	return max(s.received, s.taking)
 }
 
@@ -377,7 +371,7 @@ func (c *sconn) writeLoop() {
 				// empty data frame stands in, which the client drops.
 				m := Stored{Seq: c.nextOut, Type: resocket.MessageBinary}
 				if c.nextOut > s.acked {
-					m = s.pending[c.nextOut-s.acked-1]
+					m = s.pending.at(int(c.nextOut - s.acked - 1)) //nolint:gosec // acked < nextOut <= sent
 				}
 				batch = append(batch, m)
 				size += len(m.Data)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,9 +35,9 @@ type Session struct {
 	received     uint64 // the client's messages returned by Receive, as stored
 	sent         uint64 // the number of the last message stored by Send
 	acked        uint64 // the client has every message up to here
-	pending      []Stored
+	pending      fifo   // numbered acked+1 to sent
 	pendingBytes int
-	inbox        []Stored      // read, not yet received; numbers ascending
+	inbox        fifo          // read, not yet received; numbers ascending
 	inboxFull    bool          // the reader waits for room in inbox
 	inboxCh      chan struct{} // closed when inbox grows (see inboxGrewLocked)
 	taking       uint64        // the message Receive is recording, or 0
@@ -48,8 +49,8 @@ type Session struct {
 
 func newSession(srv *Server, id string, rec Record) *Session {
 	s := &Session{srv: srv, id: id, secretHash: rec.SecretHash, done: make(chan struct{}),
-		received: rec.Received, sent: rec.Sent, acked: rec.Acked, pending: rec.Pending}
-	for _, m := range s.pending {
+		received: rec.Received, sent: rec.Sent, acked: rec.Acked, pending: fifoOf(slices.Clone(rec.Pending))}
+	for _, m := range rec.Pending {
 		s.pendingBytes += len(m.Data)
 	}
 	return s
@@ -93,7 +94,7 @@ func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byt
 	}
 	s.mu.Lock()
 	s.sent = seq
-	s.pending = append(s.pending, m)
+	s.pending.push(m)
 	s.pendingBytes += len(m.Data)
 	s.changedLocked()
 	s.mu.Unlock()
@@ -101,10 +102,10 @@ func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byt
 }
 
 func (s *Session) hasRoomLocked(n int) bool {
-	if len(s.pending) == 0 {
+	if s.pending.len() == 0 {
 		return true
 	}
-	return len(s.pending) < s.srv.opts.SendBuffer && s.pendingBytes+n <= s.srv.opts.SendBufferBytes
+	return s.pending.len() < s.srv.opts.SendBuffer && s.pendingBytes+n <= s.srv.opts.SendBufferBytes
 }
 
 // Receive returns the client's next message, exactly once and in order:
@@ -116,15 +117,15 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 	defer s.recvMu.Unlock()
 	s.mu.Lock()
 	for {
-		for len(s.inbox) > 0 && s.inbox[0].Seq <= s.received {
-			s.popInboxLocked()
+		for s.inbox.len() > 0 && s.inbox.at(0).Seq <= s.received {
+			s.inbox.dropFront(1)
 		}
 		if s.err != nil {
 			err := s.err
 			s.mu.Unlock()
 			return 0, nil, err
 		}
-		if len(s.inbox) > 0 {
+		if s.inbox.len() > 0 {
 			break
 		}
 		if !s.waitInboxLocked(ctx) {
@@ -132,7 +133,7 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 			return 0, nil, ctx.Err()
 		}
 	}
-	m := s.inbox[0]
+	m := s.inbox.at(0)
 	s.taking = m.Seq
 	s.mu.Unlock()
 	if err := s.srv.store.SetReceived(ctx, s.id, s.srv.owner, m.Seq); err != nil {
@@ -144,8 +145,8 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 	s.mu.Lock()
 	s.taking = 0
 	s.received = max(s.received, m.Seq)
-	if len(s.inbox) > 0 && s.inbox[0].Seq == m.Seq {
-		s.popInboxLocked()
+	if s.inbox.len() > 0 && s.inbox.at(0).Seq == m.Seq {
+		s.inbox.dropFront(1)
 	}
 	// Wake only who needs it: the reader if it waits for room, the
 	// writer if an ack is to be scheduled or is due. A wake for each
@@ -157,14 +158,6 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 	}
 	s.mu.Unlock()
 	return m.Type, m.Data, nil
-}
-
-func (s *Session) popInboxLocked() {
-	s.inbox[0] = Stored{}
-	s.inbox = s.inbox[1:]
-	if len(s.inbox) == 0 {
-		s.inbox = nil
-	}
 }
 
 // Flush returns once the client has acknowledged every message Send kept

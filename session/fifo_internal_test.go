@@ -1,0 +1,46 @@
+package session
+
+import "testing"
+
+// The fifo keeps order across every way its array is reused: from the
+// start once empty, compacted when the front has freed half, grown
+// otherwise; and it lets go of a large array once empty.
+func TestFifoKeepsOrder(t *testing.T) {
+	var f fifo
+	next, first := uint64(1), uint64(1) // the next number pushed; the front's
+	check := func(what string) {
+		t.Helper()
+		if f.len() != int(next-first) {
+			t.Fatalf("%s: %d held, want %d", what, f.len(), next-first)
+		}
+		for i := range f.len() {
+			if got := f.at(i).Seq; got != first+uint64(i) {
+				t.Fatalf("%s: message %d is number %d, want %d", what, i, got, first+uint64(i))
+			}
+		}
+	}
+	// Pushes and drops in uneven steps, so that every case comes up.
+	for round := range 200 {
+		for range round%70 + 1 {
+			f.push(Stored{Seq: next})
+			next++
+		}
+		check("after pushes")
+		drop := min(f.len(), round%50+round%3)
+		if round%7 == 0 {
+			drop = f.len() // emptied
+		}
+		f.dropFront(drop)
+		first += uint64(drop)
+		check("after drops")
+	}
+	f.dropFront(f.len())
+	for range 4 * fifoKeep {
+		f.push(Stored{Seq: next})
+		next++
+	}
+	f.dropFront(f.len())
+	if f.buf != nil {
+		t.Fatalf("an array of %d kept once empty, want none above %d", cap(f.buf), fifoKeep)
+	}
+}
