@@ -115,7 +115,8 @@ func newClient(url string, cfg Config, tweak func(*settings)) (*Client, error) {
 		queue:      queue{stamp: s.maxBufferAge > 0},
 	}
 	if s.resume {
-		c.session = &session{codec: s.resumeCodec, limitMsgs: s.sendBuffer, limitBytes: s.resumeBufferBytes,
+		_, builtin := s.resumeCodec.(builtinCodec)
+		c.session = &session{codec: s.resumeCodec, builtin: builtin, limitMsgs: s.sendBuffer, limitBytes: s.resumeBufferBytes,
 			out: queue{stamp: s.maxBufferAge > 0}}
 	}
 	c.events = emitter{

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/resocket/resocket/internal/wire"
 )
 
 // Resumable delivery, the client's side (Config.Resume): the outbox of
@@ -30,6 +32,7 @@ const DefaultResumeBufferBytes = 16 << 20
 // guards every field but received.
 type session struct {
 	codec      ResumeCodec
+	builtin    bool // codec is docs/protocol.md's: unframe decodes data messages itself
 	limitMsgs  int
 	limitBytes int
 
@@ -472,8 +475,10 @@ func (c *Client) resume(conn *Conn, header http.Header) (Disconnect, bool) {
 // in, a data message already delivered is dropped. deliver says whether
 // msg, now the application's message, is new.
 func (c *Client) unframe(conn *Conn, msg Message) (_ Message, deliver bool, err error) {
-	f, err := c.session.codec.Decode(msg.Type, msg.Data)
-	if err != nil {
+	var f ResumeFrame
+	if c.session.builtin && len(msg.Data) > 0 && msg.Data[0] == wire.KindData {
+		f = ResumeFrame{Type: msg.Type, Data: msg.Data[1:]} // most messages: no call through the interface
+	} else if f, err = c.session.codec.Decode(msg.Type, msg.Data); err != nil {
 		return msg, false, fmt.Errorf("%w: %w", ErrResumeProtocol, err)
 	}
 	if f.Ack {
