@@ -34,8 +34,9 @@ func throughputBenches() []throughputBench {
 	all := []string{"gorilla", "resocket", "resocket-onevent", "coder", "gws"}
 	withNoPool := []string{"gorilla", "resocket", "resocket-onevent", "resocket-nopool", "coder", "gws"}
 	// The 64 B benchmarks also run the resume clients, against the
-	// server's resumable endpoints, paired with plain resocket.
-	resume := []string{"resocket-resume", "resocket-resume-onevent"}
+	// server's resumable endpoints (the raw one against endpoints that
+	// keep nothing), paired with plain resocket.
+	resume := []string{"resocket-resume", "resocket-resume-onevent", "resocket-resume-raw"}
 	all64 := append(append([]string(nil), all...), resume...)
 	withNoPool64 := append(append([]string(nil), withNoPool...), resume...)
 	dial := func(path string, f func(c clients.Client, n int) error) func(clients.Impl, *harness.Server) (runner, error) {
@@ -59,7 +60,7 @@ func throughputBenches() []throughputBench {
 	return []throughputBench{
 		{name: "Echo64", desc: "echo round trip, 64 B, one in flight", impls: withNoPool64,
 			open: dial("/echo", func(c clients.Client, n int) error { return c.Echo(n, msg64) })},
-		{name: "Recv64", desc: "receive stream, 64 B messages", impls: append(append([]string(nil), all64...), "resocket-resume-raw"),
+		{name: "Recv64", desc: "receive stream, 64 B messages", impls: all64,
 			open: dial("/stream?size=64", clients.Client.Recv)},
 		{name: "Recv4K", desc: "receive stream, 4 KiB messages", impls: all,
 			open: dial("/stream?size=4096", clients.Client.Recv)},

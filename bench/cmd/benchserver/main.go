@@ -22,7 +22,10 @@
 //	/tls            (plain HTTP) TLS handshakes so far: "resumed full"
 //
 // and the same served as resumable sessions (resume.go): /resume-echo,
-// /resume-stream, /resume-sink, /resume-hold, with /resume-count and /mem.
+// /resume-stream, /resume-sink, /resume-hold, with /resume-count and /mem;
+// and for a resume client, endpoints that speak the protocol's framing but
+// keep and store nothing (resumeraw.go), so that a rate measures the
+// client alone: /resume-raw-stream, /resume-raw-echo, /resume-raw-sink.
 package main
 
 import (
@@ -117,6 +120,8 @@ func newServer() *server {
 	s.mux.HandleFunc("/echo", s.echo)
 	s.mux.HandleFunc("/stream", s.stream)
 	s.mux.HandleFunc("/resume-raw-stream", s.resumeRawStream)
+	s.mux.HandleFunc("/resume-raw-echo", s.resumeRawEcho)
+	s.mux.HandleFunc("/resume-raw-sink", s.resumeRawSink)
 	s.mux.HandleFunc("/sink", s.sink)
 	s.mux.HandleFunc("/close1012", s.close1012)
 	s.mux.HandleFunc("/hold", s.hold)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"net/http"
 	"strconv"
 
@@ -20,6 +21,16 @@ func (s *server) resumeRawStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad size", http.StatusBadRequest)
 		return
 	}
+	ws := s.upgradeRaw(w, r)
+	if ws == nil {
+		return
+	}
+	defer ws.Close()
+	streamBatches(ws, encodeFrame(websocket.BinaryMessage, append([]byte{0x00}, make([]byte, size)...)))
+}
+
+// upgradeRaw answers the handshake of a resume client with a new session.
+func (s *server) upgradeRaw(w http.ResponseWriter, r *http.Request) *websocket.Conn {
 	h := http.Header{}
 	h.Set("Resocket-Resume", "1")
 	h.Set("Resocket-Session", "benchSession0000000000")
@@ -28,8 +39,57 @@ func (s *server) resumeRawStream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Resocket-Received", "0")
 	ws, err := s.upgrader.Upgrade(w, r, h)
 	if err != nil {
+		return nil
+	}
+	return ws
+}
+
+// rawAckEvery is how often the raw endpoints acknowledge the client's
+// data messages: as our session server does.
+const rawAckEvery = 64
+
+// resumeRawEcho is /resume-raw-echo: /echo for a resume client. Each data
+// frame is written back as it came (the kind byte, then the message: a
+// valid data frame from the server too), as /echo writes back each
+// message, and every rawAckEvery data frames are acknowledged; the
+// client's acks are dropped. Nothing kept, nothing stored: what Resume
+// costs the client alone on a round trip.
+func (s *server) resumeRawEcho(w http.ResponseWriter, r *http.Request) {
+	s.resumeRaw(w, r, true)
+}
+
+// resumeRawSink is /resume-raw-sink: /sink for a resume client, which
+// discards each message and acknowledges every rawAckEvery data frames
+// (the client's outbox would fill otherwise).
+func (s *server) resumeRawSink(w http.ResponseWriter, r *http.Request) {
+	s.resumeRaw(w, r, false)
+}
+
+func (s *server) resumeRaw(w http.ResponseWriter, r *http.Request, echo bool) {
+	ws := s.upgradeRaw(w, r)
+	if ws == nil {
 		return
 	}
 	defer ws.Close()
-	streamBatches(ws, encodeFrame(websocket.BinaryMessage, append([]byte{0x00}, make([]byte, size)...)))
+	var received uint64
+	for {
+		typ, msg, err := ws.ReadMessage()
+		if err != nil || len(msg) == 0 {
+			return
+		}
+		if msg[0] != 0x00 {
+			continue // the client's ack
+		}
+		received++
+		if echo {
+			if err := ws.WriteMessage(typ, msg); err != nil {
+				return
+			}
+		}
+		if received%rawAckEvery == 0 {
+			if err := ws.WriteMessage(websocket.BinaryMessage, binary.BigEndian.AppendUint64([]byte{0x01}, received)); err != nil {
+				return
+			}
+		}
+	}
 }

@@ -48,7 +48,7 @@ type Impl struct {
 	// resumable endpoints (Path).
 	Resume bool
 	// Raw: a resume client that runs against the server's raw resume
-	// endpoints, which cost the server nothing per message (Recv only).
+	// endpoints, which keep and store nothing.
 	Raw bool
 }
 

@@ -48,10 +48,11 @@ func ResocketResumeOnEvent() Impl {
 }
 
 // ResocketResumeRaw is ResocketResume against the server's raw resume
-// stream: the handshake and the framing of the resume protocol, written
-// as pre-encoded batches that cost the server nothing per message, as the
-// plain stream does. Its rate over plain resocket's is what Resume costs
-// the client alone. Recv only.
+// endpoints: the handshake and the framing of the resume protocol, and
+// acks, but nothing kept or stored; the stream is written as pre-encoded
+// batches that cost the server nothing per message, as the plain stream
+// does. Its rate over plain resocket's is what Resume costs the client
+// alone.
 func ResocketResumeRaw() Impl {
 	im := ResocketResume()
 	im.Name = "resocket-resume-raw"
