@@ -47,6 +47,8 @@ type Conn struct {
 	replayFrom uint64
 	inSeq      uint64 // the number of the last data message read (the loop's)
 	moveAsked  bool   // the server sent the move hint (the loop's)
+	// the server's window, from its answer (0: not said)
+	peerWindow, peerWindowBytes int
 
 	// retired: a rotation has replaced this connection, which must never
 	// become the one Send writes to again (under the client's mutex).

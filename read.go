@@ -66,7 +66,7 @@ func (c *Client) receive(conn *Conn, ack *acker, typ MessageType, data []byte) (
 	}
 	var ev Event = msg // boxed once
 	if ack != nil {
-		c.deliverNumbered(conn, ev, ack)
+		c.deliverNumbered(conn, ev, len(msg.Data), ack)
 		return Disconnect{}, true
 	}
 	if c.events.tryMessage(ev) {

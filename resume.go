@@ -17,8 +17,10 @@ import (
 // server's messages handed to the application, and their exchange at each
 // handshake. docs/protocol.md is the protocol; the codec frames it.
 
-// Acknowledgements are batched: one after ackEvery messages, or ackDelay
-// after the first message not yet acknowledged, whichever comes first.
+// Acknowledgements are batched: one after ackEvery messages (fewer when
+// the server's window is smaller, see wire.AckEvery; or after half the
+// server's window in bytes), or ackDelay after the first message not yet
+// acknowledged, whichever comes first.
 const (
 	ackEvery = 256
 	ackDelay = 50 * time.Millisecond
@@ -94,7 +96,8 @@ func (s *session) expire(cutoff time.Time) []Message {
 
 // point is what the next handshake asks to resume.
 func (s *session) point() ResumePoint {
-	return ResumePoint{Session: s.id, Secret: s.secret, Received: s.received.Load()}
+	return ResumePoint{Session: s.id, Secret: s.secret, Received: s.received.Load(),
+		Window: max(1, s.limitMsgs), WindowBytes: s.limitBytes}
 }
 
 // errResume marks what the server did wrong in the protocol.
@@ -325,10 +328,17 @@ type acker struct {
 	// delivered's fast path.
 	armed atomic.Bool
 	acked atomic.Uint64
+
+	// every and everyBytes: an ack is due after this many messages, or
+	// bytes (0: no bound), from the server's window. bytes counts those
+	// delivered since the last ack the bytes made due (the loop's).
+	every, everyBytes uint64
+	bytes             uint64
 }
 
 func newAcker(c *Client, conn *Conn) *acker {
-	a := &acker{c: c, conn: conn}
+	a := &acker{c: c, conn: conn, every: wire.AckEvery(uint64(conn.peerWindow), ackEvery), //nolint:gosec // a window is never negative
+		everyBytes: wire.AckBytes(uint64(conn.peerWindowBytes))} //nolint:gosec // likewise
 	a.acked.Store(c.session.received.Load())
 	a.timer = time.AfterFunc(time.Hour, a.fire)
 	a.timer.Stop()
@@ -336,12 +346,19 @@ func newAcker(c *Client, conn *Conn) *acker {
 }
 
 // delivered is called by the loop after each message handed to the
-// application, with the count so far.
-func (a *acker) delivered(n uint64) {
+// application, with the count so far and the message's size.
+func (a *acker) delivered(n uint64, size int) {
+	bytesDue := false
+	if a.everyBytes > 0 {
+		a.bytes += uint64(size) //nolint:gosec // a length is never negative
+		if bytesDue = a.bytes >= a.everyBytes; bytesDue {
+			a.bytes = 0
+		}
+	}
 	// Most messages find the timer armed and no ack due: no lock. If fire
 	// disarms it meanwhile, fire reads the count after that, so it
 	// acknowledges this message (n was counted before armed was read).
-	if a.armed.Load() && n-a.acked.Load() < ackEvery {
+	if !bytesDue && a.armed.Load() && n-a.acked.Load() < a.every {
 		return
 	}
 	a.mu.Lock()
@@ -349,7 +366,7 @@ func (a *acker) delivered(n uint64) {
 	if a.stopped {
 		return
 	}
-	due := n-a.acked.Load() >= ackEvery
+	due := bytesDue || n-a.acked.Load() >= a.every
 	if a.armed.Load() {
 		if due && a.timer.Stop() {
 			a.timer.Reset(0) // still counted in pending from when it was armed
@@ -460,6 +477,7 @@ func (c *Client) resume(conn *Conn, header http.Header) (Disconnect, bool) {
 		return Disconnect{Code: StatusProtocolError, Err: err}, false
 	}
 	conn.resumed = answer.Resumed
+	conn.peerWindow, conn.peerWindowBytes = answer.Window, answer.WindowBytes
 	c.mu.Lock()
 	if answer.Resumed {
 		conn.inSeq = c.session.offered // the server numbers its replay from there
@@ -510,7 +528,7 @@ func (c *Client) unframe(conn *Conn, msg Message) (_ Message, deliver bool, err 
 // deliverNumbered hands a data message to the application and counts it
 // as received, which is what the next ack acknowledges. It runs on the
 // loop.
-func (c *Client) deliverNumbered(conn *Conn, ev Event, ack *acker) {
+func (c *Client) deliverNumbered(conn *Conn, ev Event, size int, ack *acker) {
 	if !c.events.tryMessage(ev) {
 		conn.busy.Store(true)
 		c.events.message(ev)
@@ -518,7 +536,7 @@ func (c *Client) deliverNumbered(conn *Conn, ev Event, ack *acker) {
 		conn.busy.Store(false)
 	}
 	n := c.session.received.Add(1)
-	ack.delivered(n)
+	ack.delivered(n, size)
 }
 
 // protocolError ends a connection whose server broke the resume protocol:

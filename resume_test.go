@@ -193,6 +193,8 @@ func TestResumeHandshakeViolations(t *testing.T) {
 		"Received missing on a new session":  answer("S1", "K1", "0", ""),
 		"secret not a token":                 answer("S1", "K 1", "0", "0"),
 		"the resume header is a version off": func() http.Header { h := answer("S1", "K1", "0", "0"); h.Set("Resocket-Resume", "2"); return h }(),
+		"malformed window":                   func() http.Header { h := answer("S1", "K1", "0", "0"); h.Set("Resocket-Window", "-1"); return h }(),
+		"malformed window in bytes":          func() http.Header { h := answer("S1", "K1", "0", "0"); h.Set("Resocket-Window-Bytes", "1k"); return h }(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv := scripted(t, func(int, *http.Request) http.Header { return h })
@@ -329,4 +331,18 @@ func TestFlushWhenTheClientEnds(t *testing.T) {
 	}
 	assert.Equal(t, []string{"a", "b"}, unsent)
 	assert.ErrorIs(t, c.Flush(ctx), resocket.ErrClosed, "Flush once the client has ended")
+}
+
+// TestResumeOffersTheWindow: the upgrade request tells the server the
+// client's outbox limits (SendBuffer, ResumeBufferBytes), so that it
+// acknowledges at least every half of them (docs/protocol.md).
+func TestResumeOffersTheWindow(t *testing.T) {
+	srv := scripted(t, newSession)
+	cfg := resumeConfig()
+	cfg.SendBuffer = 10
+	cfg.ResumeBufferBytes = 4096
+	newClient(t, srv.URL(), cfg)
+	req := srv.NextConn(t, waitFor).Request()
+	assert.Equal(t, "10", req.Header.Get("Resocket-Window"))
+	assert.Equal(t, "4096", req.Header.Get("Resocket-Window-Bytes"))
 }

@@ -2,6 +2,7 @@ package resocket
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 
 	"github.com/resocket/resocket/internal/wire"
@@ -47,6 +48,10 @@ type ResumePoint struct {
 	Session  string
 	Secret   string
 	Received uint64
+	// Window and WindowBytes bound the client's outbox (Config.SendBuffer
+	// and ResumeBufferBytes): told to the server, so that it acknowledges
+	// often enough that Send never waits for its ack timer.
+	Window, WindowBytes int
 }
 
 // ResumeAnswer is the server's side of the handshake.
@@ -55,6 +60,9 @@ type ResumeAnswer struct {
 	Secret   string // issued with a new session; empty when resumed
 	Resumed  bool   // the session asked for continues; false: a new one
 	Received uint64 // how many of the client's data messages the server has
+	// Window and WindowBytes bound the server's unacknowledged messages
+	// (0: not said); the client acknowledges at least every half of them.
+	Window, WindowBytes int
 }
 
 // ResumeFrame is one decoded message from the server: an acknowledgement
@@ -76,6 +84,7 @@ type builtinCodec struct{}
 
 func (builtinCodec) Offer(h http.Header, p ResumePoint) {
 	h.Set(wire.HeaderResume, wire.Version)
+	setWindow(h, p.Window, p.WindowBytes)
 	if p.Session == "" {
 		return
 	}
@@ -107,7 +116,36 @@ func (builtinCodec) Answer(h http.Header) (ResumeAnswer, error) {
 		return ResumeAnswer{}, fmt.Errorf("%s: %w", wire.HeaderReceived, err)
 	}
 	a.Received = n
+	if a.Window, err = optionalCount(h, wire.HeaderWindow); err != nil {
+		return ResumeAnswer{}, err
+	}
+	if a.WindowBytes, err = optionalCount(h, wire.HeaderWindowBytes); err != nil {
+		return ResumeAnswer{}, err
+	}
 	return a, nil
+}
+
+// setWindow tells the other side the window, when there is one.
+func setWindow(h http.Header, window, windowBytes int) {
+	if window > 0 {
+		h.Set(wire.HeaderWindow, wire.FormatCount(uint64(window)))
+	}
+	if windowBytes > 0 {
+		h.Set(wire.HeaderWindowBytes, wire.FormatCount(uint64(windowBytes)))
+	}
+}
+
+// optionalCount reads a count header that may be absent (0).
+func optionalCount(h http.Header, name string) (int, error) {
+	v := h.Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := wire.ParseCount(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return int(min(n, math.MaxInt32)), nil
 }
 
 func (builtinCodec) AppendData(dst []byte, _ uint64, typ MessageType, data []byte) (MessageType, []byte) {

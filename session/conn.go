@@ -39,6 +39,12 @@ type sconn struct {
 	chunk   []byte // what the reader reads into (reader)
 	nextOut uint64 // the number of the next message to write (writer, under sess.mu)
 	ackSent uint64 // the count last acknowledged (writer, under sess.mu)
+	// ackSentBytes: sess.receivedBytes when ackSent was acknowledged
+	// (writer, under sess.mu)
+	ackSentBytes uint64
+	// an ack is due after ackEvery messages or ackBytes bytes (0: no
+	// bound), from the client's window
+	ackEvery, ackBytes uint64
 	// ackArmed: the writer's ack timer runs, so the writer need not be
 	// woken for each message received (writer, under sess.mu).
 	ackArmed bool
@@ -52,18 +58,20 @@ type sconn struct {
 	ended   chan struct{}
 }
 
-// serveConn runs one connection of the session until it ends. It runs on
-// ServeHTTP's goroutine, which is its reader.
-func (s *Session) serveConn(ws *websocket.Conn, clientReceived, told, gen uint64) {
+// serveConn runs one connection of the session, which req asked for and
+// the 101 answered with a, until it ends. It runs on ServeHTTP's
+// goroutine, which is its reader.
+func (s *Session) serveConn(ws *websocket.Conn, req resumeRequest, a answer) {
 	srv := s.srv
-	c := &sconn{ws: ws, sess: s, ended: make(chan struct{})}
+	c := &sconn{ws: ws, sess: s, ended: make(chan struct{}),
+		ackEvery: wire.AckEvery(req.window, ackEvery), ackBytes: wire.AckBytes(req.windowBytes)}
 	if !srv.track() {
 		s.upgradeFailed()
 		c.closeFor(ErrServerClosed)
 		return
 	}
 	defer srv.running.Done()
-	if err := s.attach(c, clientReceived, told, gen); err != nil {
+	if err := s.attach(c, req.received, a.received, a.gen); err != nil {
 		c.closeFor(err) // the session ended while the handshake ran
 		return
 	}
@@ -108,6 +116,7 @@ func (s *Session) attach(c *sconn, clientReceived, told, gen uint64) error {
 	c.nextIn = told + 1
 	c.nextOut = clientReceived + 1
 	c.ackSent = told
+	c.ackSentBytes = s.receivedBytes
 	ack := clientReceived > s.acked
 	s.inbox.dropFront(s.inbox.len()) // read on the old connection: the client replays it
 	s.changedLocked()
@@ -384,9 +393,9 @@ func (c *sconn) writeLoop() {
 			clear(batch)
 			continue
 		}
-		if unacked := s.received - c.ackSent; unacked > 0 && (unacked >= ackEvery || ackDue) {
+		if unacked := s.received - c.ackSent; unacked > 0 && (ackDue || c.ackDueLocked()) {
 			n := s.received
-			c.ackSent = n
+			c.ackSent, c.ackSentBytes = n, s.receivedBytes
 			ackDue, c.ackArmed = false, false
 			s.mu.Unlock()
 			if !c.writeAck(n) {
@@ -416,6 +425,13 @@ func (c *sconn) writeLoop() {
 			return
 		}
 	}
+}
+
+// ackDueLocked reports whether the client's messages received since the
+// last ack call for one now, by count or by bytes.
+func (c *sconn) ackDueLocked() bool {
+	s := c.sess
+	return s.received-c.ackSent >= c.ackEvery || (c.ackBytes > 0 && s.receivedBytes-c.ackSentBytes >= c.ackBytes)
 }
 
 // A batch of data messages written at once holds up to maxBatch messages

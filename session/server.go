@@ -106,6 +106,8 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 type resumeRequest struct {
 	id, secret string // empty: a new session
 	received   uint64
+	// the client's window (0: not said): acks go at least every half of it
+	window, windowBytes uint64
 }
 
 // refusal is a handshake refused before the upgrade.
@@ -122,6 +124,16 @@ func parseRequest(h http.Header) (resumeRequest, *refusal) {
 			fmt.Sprintf("%s %s required", wire.HeaderResume, wire.Version)}
 	}
 	req := resumeRequest{id: h.Get(wire.HeaderSession)}
+	for name, v := range map[string]*uint64{wire.HeaderWindow: &req.window, wire.HeaderWindowBytes: &req.windowBytes} {
+		if h.Get(name) == "" {
+			continue
+		}
+		n, err := wire.ParseCount(h.Get(name))
+		if err != nil {
+			return resumeRequest{}, &refusal{http.StatusBadRequest, name + ": " + err.Error()}
+		}
+		*v = n
+	}
 	if req.id == "" {
 		return req, nil
 	}
@@ -158,6 +170,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	header.Set(wire.HeaderResume, wire.Version)
 	header.Set(wire.HeaderSession, sess.id)
 	header.Set(wire.HeaderReceived, wire.FormatCount(answer.received))
+	header.Set(wire.HeaderWindow, wire.FormatCount(uint64(s.opts.SendBuffer)))           //nolint:gosec // positive: set by NewServer
+	header.Set(wire.HeaderWindowBytes, wire.FormatCount(uint64(s.opts.SendBufferBytes))) //nolint:gosec // likewise
 	if answer.secret != "" {
 		header.Set(wire.HeaderSecret, answer.secret)
 		header.Set(wire.HeaderResumed, "0")
@@ -169,7 +183,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sess.upgradeFailed()
 		return // the Upgrader has answered
 	}
-	sess.serveConn(ws, req.received, answer.received, answer.gen)
+	sess.serveConn(ws, req, answer)
 }
 
 func (s *Server) refuse(w http.ResponseWriter, bad *refusal) {

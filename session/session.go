@@ -28,23 +28,26 @@ type Session struct {
 	recvMu sync.Mutex // one Receive at a time: each returns the next message
 	sendMu sync.Mutex // one Send at a time: numbers go to the Store in order
 
-	mu           sync.Mutex
-	err          error  // why the session ended; set when done closes
-	conn         *sconn // the current connection, or nil
-	awaiting     int    // handshakes between find and serveConn
-	received     uint64 // the client's messages returned by Receive, as stored
-	sent         uint64 // the number of the last message stored by Send
-	acked        uint64 // the client has every message up to here
-	pending      fifo   // numbered acked+1 to sent
-	pendingBytes int
-	inbox        fifo          // read, not yet received; numbers ascending
-	inboxFull    bool          // the reader waits for room in inbox
-	inboxCh      chan struct{} // closed when inbox grows (see inboxGrewLocked)
-	taking       uint64        // the message Receive is recording, or 0
-	handshakes   uint64        // handshakes accepted by expect, in order
-	attached     uint64        // the number of the newest handshake attached
-	changed      chan struct{}
-	expiry       *time.Timer
+	mu       sync.Mutex
+	err      error  // why the session ended; set when done closes
+	conn     *sconn // the current connection, or nil
+	awaiting int    // handshakes between find and serveConn
+	received uint64 // the client's messages returned by Receive, as stored
+	// receivedBytes counts their bytes, since this Server took the session
+	// (acks by bytes compare it with itself only)
+	receivedBytes uint64
+	sent          uint64 // the number of the last message stored by Send
+	acked         uint64 // the client has every message up to here
+	pending       fifo   // numbered acked+1 to sent
+	pendingBytes  int
+	inbox         fifo          // read, not yet received; numbers ascending
+	inboxFull     bool          // the reader waits for room in inbox
+	inboxCh       chan struct{} // closed when inbox grows (see inboxGrewLocked)
+	taking        uint64        // the message Receive is recording, or 0
+	handshakes    uint64        // handshakes accepted by expect, in order
+	attached      uint64        // the number of the newest handshake attached
+	changed       chan struct{}
+	expiry        *time.Timer
 }
 
 func newSession(srv *Server, id string, rec Record) *Session {
@@ -144,7 +147,10 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 	}
 	s.mu.Lock()
 	s.taking = 0
-	s.received = max(s.received, m.Seq)
+	if m.Seq > s.received {
+		s.received = m.Seq
+		s.receivedBytes += uint64(len(m.Data))
+	}
 	if s.inbox.len() > 0 && s.inbox.at(0).Seq == m.Seq {
 		s.inbox.dropFront(1)
 	}
@@ -152,7 +158,7 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 	// writer if an ack is to be scheduled or is due. A wake for each
 	// message, the writer's mostly to find nothing to do, cost echo a
 	// context switch per round trip.
-	if c := s.conn; s.inboxFull || c == nil || !c.ackArmed || s.received-c.ackSent >= ackEvery {
+	if c := s.conn; s.inboxFull || c == nil || !c.ackArmed || c.ackDueLocked() {
 		s.inboxFull = false
 		s.changedLocked()
 	}

@@ -19,7 +19,34 @@ const (
 	HeaderReceived = "Resocket-Received" // data messages received from the peer
 	HeaderResumed  = "Resocket-Resumed"  // response only: "1" resumed, "0" new session
 	HeaderError    = "Resocket-Error"    // response to a refused handshake: why
+
+	// Optional, both ways: the sender's window, the data messages (and
+	// their bytes) it keeps unacknowledged before it waits; the other side
+	// acknowledges at least every half of it (AckEvery, AckBytes).
+	HeaderWindow      = "Resocket-Window"
+	HeaderWindowBytes = "Resocket-Window-Bytes"
 )
+
+// AckEvery is how many data messages a receiver takes in before it
+// acknowledges: def, or half the sender's window when that is smaller
+// (at least 1), so that the sender never waits for the ack timer. A
+// window of 0 was not said.
+func AckEvery(window, def uint64) uint64 {
+	if window == 0 {
+		return def
+	}
+	return max(1, min(def, window/2))
+}
+
+// AckBytes is how many bytes of data messages a receiver takes in before
+// it acknowledges: half the sender's window in bytes (at least 1), or 0,
+// no bound, when the window was not said.
+func AckBytes(windowBytes uint64) uint64 {
+	if windowBytes == 0 {
+		return 0
+	}
+	return max(1, windowBytes/2)
+}
 
 // Version is the protocol version this package speaks.
 const Version = "1"

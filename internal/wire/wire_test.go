@@ -79,3 +79,31 @@ func FuzzValidToken(f *testing.F) {
 		}
 	})
 }
+
+// TestAckInterval: a receiver acknowledges at least every half of the
+// sender's window, so that a sender with a small window never waits for
+// the receiver's ack timer; a window not said leaves the default.
+func TestAckInterval(t *testing.T) {
+	for _, c := range []struct{ window, def, want uint64 }{
+		{0, 256, 256},    // not said
+		{1024, 256, 256}, // large: the default
+		{512, 256, 256},
+		{100, 256, 50},
+		{16, 64, 8},
+		{3, 64, 1},
+		{1, 64, 1}, // one message at a time: ack each
+	} {
+		if got := wire.AckEvery(c.window, c.def); got != c.want {
+			t.Errorf("AckEvery(%d, %d) = %d, want %d", c.window, c.def, got, c.want)
+		}
+	}
+	for _, c := range []struct{ windowBytes, want uint64 }{
+		{0, 0}, // not said: no bound by bytes
+		{16 << 20, 8 << 20},
+		{1, 1},
+	} {
+		if got := wire.AckBytes(c.windowBytes); got != c.want {
+			t.Errorf("AckBytes(%d) = %d, want %d", c.windowBytes, got, c.want)
+		}
+	}
+}
