@@ -126,6 +126,7 @@ func rawStream(resume bool) http.HandlerFunc {
 			h.Set("Resocket-Secret", "benchSecret00000000000000000000000000000000")
 			h.Set("Resocket-Resumed", "0")
 			h.Set("Resocket-Received", "0")
+			h.Set("Resocket-Window", "1024") // session.Server's default: the client acks as often
 			payload = append([]byte{0x00}, payload...)
 		}
 		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, h)

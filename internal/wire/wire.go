@@ -28,14 +28,14 @@ const (
 )
 
 // AckEvery is how many data messages a receiver takes in before it
-// acknowledges: def, or half the sender's window when that is smaller
-// (at least 1), so that the sender never waits for the ack timer. A
-// window of 0 was not said.
+// acknowledges: half the sender's window (at least 1), so that the
+// sender never waits for the ack timer, and no more often, since each
+// ack is a write; def when the window was not said (0).
 func AckEvery(window, def uint64) uint64 {
 	if window == 0 {
 		return def
 	}
-	return max(1, min(def, window/2))
+	return max(1, window/2)
 }
 
 // AckBytes is how many bytes of data messages a receiver takes in before
