@@ -62,16 +62,9 @@ func TestReplayKeepsTheNumbersOfMessagesAcknowledgedMeanwhile(t *testing.T) {
 	t.Cleanup(func() { _ = first.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	sent := make(chan error, 1)
-	go func() { // while the server reads: the socket holds only a few
-		for i := 1; i <= n; i++ {
-			if err := c.Send(ctx, resocket.MessageBinary, payload(i)); err != nil {
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
+	sent := testkit.SendAll(n, func(i int) error { // while the server reads: the socket holds only a few
+		return c.Send(ctx, resocket.MessageBinary, payload(i))
+	})
 	for i := 1; i <= n; i++ {
 		_, data := readData(t, first)
 		require.Equal(t, payload(i), data[1:], "message %d on the first connection", i)

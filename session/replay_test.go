@@ -40,16 +40,9 @@ func TestReplayKeepsTheNumbersOfMessagesAcknowledgedMeanwhile(t *testing.T) {
 	sess := testkit.Receive(t, ts.peer.started, waitFor, "the session starts")
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	sent := make(chan error, 1)
-	go func() { // while the client reads: the socket holds only a few
-		for i := 1; i <= n; i++ {
-			if err := sess.Send(ctx, resocket.MessageBinary, payload(i)); err != nil {
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
+	sent := testkit.SendAll(n, func(i int) error { // while the client reads: the socket holds only a few
+		return sess.Send(ctx, resocket.MessageBinary, payload(i))
+	})
 	for i := 1; i <= n; i++ {
 		require.Equal(t, payload(i), readServerData(t, first)[1:], "message %d on the first connection", i)
 	}

@@ -112,3 +112,20 @@ func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what strin
 	var zero T
 	return zero
 }
+
+// SendAll calls send(1) to send(n) in order on a goroutine of its own, so
+// that the test can read the other end meanwhile, and returns a channel
+// that receives the first error, or nil once all n have gone.
+func SendAll(n int, send func(i int) error) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= n; i++ {
+			if err := send(i); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
