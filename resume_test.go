@@ -280,16 +280,7 @@ func TestResumeFrameViolations(t *testing.T) {
 // TestResumeAckWithinWhatWasSent: the counterpart: an ack of exactly what
 // was sent is taken, and Flush returns on it.
 func TestResumeAckWithinWhatWasSent(t *testing.T) {
-	srv := scripted(t, newSession)
-	c, events := newClient(t, srv.URL(), resumeConfig())
-	conn := srv.NextConn(t, waitFor)
-	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	require.NoError(t, c.SendText(ctx, "a"))
-	require.NoError(t, c.SendText(ctx, "b"))
-	receiveData(t, conn)
-	receiveData(t, conn)
+	c, events, conn, ctx := twoWritten(t)
 	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel2()
 	assert.ErrorIs(t, c.Flush(short), context.DeadlineExceeded, "not acknowledged yet")
@@ -309,16 +300,7 @@ func TestResumeAckWithinWhatWasSent(t *testing.T) {
 // were not acknowledged, they are in Closed.Unsent. A Flush after the end
 // says so too.
 func TestFlushWhenTheClientEnds(t *testing.T) {
-	srv := scripted(t, newSession)
-	c, events := newClient(t, srv.URL(), resumeConfig())
-	conn := srv.NextConn(t, waitFor)
-	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	require.NoError(t, c.SendText(ctx, "a"))
-	require.NoError(t, c.SendText(ctx, "b"))
-	receiveData(t, conn)
-	receiveData(t, conn) // written, never acknowledged
+	c, events, _, ctx := twoWritten(t) // written, never acknowledged
 
 	flushed := make(chan error, 1)
 	go func() { flushed <- c.Flush(ctx) }()
@@ -345,4 +327,22 @@ func TestResumeOffersTheWindow(t *testing.T) {
 	req := srv.NextConn(t, waitFor).Request()
 	assert.Equal(t, "10", req.Header.Get("Resocket-Window"))
 	assert.Equal(t, "4096", req.Header.Get("Resocket-Window-Bytes"))
+}
+
+// twoWritten connects a client to a scripted new session and has it send
+// "a" and "b", which the server has read and not acknowledged. ctx bounds
+// the test.
+func twoWritten(t *testing.T) (*resocket.Client, *testkit.Recorder, *mocks.Conn, context.Context) {
+	t.Helper()
+	srv := scripted(t, newSession)
+	c, events := newClient(t, srv.URL(), resumeConfig())
+	conn := srv.NextConn(t, waitFor)
+	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	t.Cleanup(cancel)
+	require.NoError(t, c.SendText(ctx, "a"))
+	require.NoError(t, c.SendText(ctx, "b"))
+	receiveData(t, conn)
+	receiveData(t, conn)
+	return c, events, conn, ctx
 }
