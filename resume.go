@@ -17,10 +17,10 @@ import (
 // server's messages handed to the application, and their exchange at each
 // handshake. docs/protocol.md is the protocol; the codec frames it.
 
-// Acknowledgements are batched: one after ackEvery messages (fewer when
-// the server's window is smaller, see wire.AckEvery; or after half the
-// server's window in bytes), or ackDelay after the first message not yet
-// acknowledged, whichever comes first.
+// Acknowledgements are batched: one after half the window the server told
+// at the handshake, in messages or in bytes (ackEvery messages when it
+// told none; wire.AckEvery, wire.AckBytes), or ackDelay after the first
+// message not yet acknowledged, whichever comes first.
 const (
 	ackEvery = 256
 	ackDelay = 50 * time.Millisecond

@@ -137,11 +137,7 @@ func setWindow(h http.Header, window, windowBytes int) {
 
 // optionalCount reads a count header that may be absent (0).
 func optionalCount(h http.Header, name string) (int, error) {
-	v := h.Get(name)
-	if v == "" {
-		return 0, nil
-	}
-	n, err := wire.ParseCount(v)
+	n, err := wire.ParseOptionalCount(h.Get(name))
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", name, err)
 	}

@@ -125,10 +125,7 @@ func parseRequest(h http.Header) (resumeRequest, *refusal) {
 	}
 	req := resumeRequest{id: h.Get(wire.HeaderSession)}
 	for name, v := range map[string]*uint64{wire.HeaderWindow: &req.window, wire.HeaderWindowBytes: &req.windowBytes} {
-		if h.Get(name) == "" {
-			continue
-		}
-		n, err := wire.ParseCount(h.Get(name))
+		n, err := wire.ParseOptionalCount(h.Get(name))
 		if err != nil {
 			return resumeRequest{}, &refusal{http.StatusBadRequest, name + ": " + err.Error()}
 		}

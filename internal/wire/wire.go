@@ -99,6 +99,15 @@ func ParseCount(s string) (uint64, error) {
 	return n, nil
 }
 
+// ParseOptionalCount is ParseCount for a header that may be absent: an
+// empty value is 0, not said.
+func ParseOptionalCount(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return ParseCount(s)
+}
+
 // FormatCount writes a count for a header.
 func FormatCount(n uint64) string { return strconv.FormatUint(n, 10) }
 
