@@ -118,6 +118,9 @@ func newClient(url string, cfg Config, tweak func(*settings)) (*Client, error) {
 		_, builtin := s.resumeCodec.(builtinCodec)
 		c.session = &session{codec: s.resumeCodec, builtin: builtin, limitMsgs: s.sendBuffer, limitBytes: s.resumeBufferBytes,
 			out: queue{stamp: s.maxBufferAge > 0}}
+		if builtin {
+			c.session.batchBytes = int(min(s.readLimit, maxBatchOffer))
+		}
 	}
 	c.events = emitter{
 		ch:         make(chan Event, s.eventBuffer),

@@ -2,6 +2,7 @@ package resocket
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/resocket/resocket/internal/wire"
 )
 
 // readBufs holds the buffers messages are read into before being copied
@@ -30,17 +33,29 @@ func (c *Client) read(conn *Conn, ack *acker) Disconnect {
 		if err != nil {
 			return readDisconnect(conn, err)
 		}
-		data, err := conn.readMessage(r)
+		bp, err := conn.readMessage(r)
 		if err != nil {
 			return readDisconnect(conn, err)
 		}
-		if d, ok := c.receive(conn, ack, MessageType(typ), data); !ok {
+		d, ok := c.receiveRead(conn, ack, MessageType(typ), *bp)
+		releaseReadBuf(bp)
+		if !ok {
 			return d
 		}
 		if conn.moveAsked {
 			return Disconnect{Err: errMoveAsked}
 		}
 	}
+}
+
+// receiveRead hands what one WebSocket message read from conn into buf
+// brings to the application: a message, or with Config.Resume a frame of
+// the protocol; what is kept is copied out of buf.
+func (c *Client) receiveRead(conn *Conn, ack *acker, typ MessageType, buf []byte) (Disconnect, bool) {
+	if ack != nil && c.session.builtin && len(buf) > 0 && buf[0] == wire.KindBatch {
+		return c.receiveBatch(conn, ack, typ, buf)
+	}
+	return c.receive(conn, ack, typ, own(buf))
 }
 
 // receive hands one message read from conn to the application, on the
@@ -59,18 +74,49 @@ func (c *Client) receive(conn *Conn, ack *acker, typ MessageType, data []byte) (
 			return Disconnect{}, true
 		}
 	}
+	c.deliver(conn, ack, msg)
+	return Disconnect{}, true
+}
+
+// receiveBatch hands the data messages of a batch frame (docs/protocol.md
+// §2) to the application, in order, as receive does one message; frame,
+// the kind byte first, is a read buffer that each message is copied out
+// of.
+func (c *Client) receiveBatch(conn *Conn, ack *acker, typ MessageType, frame []byte) (Disconnect, bool) {
+	if typ != MessageBinary || len(frame) == 1 {
+		return c.protocolError(conn, errResume("batch frame empty or sent as text")), false
+	}
+	for entries := frame[1:]; len(entries) > 0; {
+		t, data, rest, err := wire.NextEntry(entries)
+		if err != nil {
+			return c.protocolError(conn, fmt.Errorf("%w: %w", ErrResumeProtocol, err)), false
+		}
+		entries = rest
+		deliver, err := c.numbered(conn, 0)
+		if err != nil {
+			return c.protocolError(conn, err), false
+		}
+		if deliver {
+			c.deliver(conn, ack, Message{ConnID: conn.id, Type: MessageType(t), Data: own(data)})
+		}
+	}
+	return Disconnect{}, true
+}
+
+// deliver hands a message, new to the application, to Events (or OnEvent).
+func (c *Client) deliver(conn *Conn, ack *acker, msg Message) {
 	c.counters.msgsIn.Add(1)
 	c.counters.bytesIn.Add(uint64(len(msg.Data)))
 	if c.isHeartbeatAnswer(msg) {
-		return Disconnect{}, true
+		return
 	}
 	var ev Event = msg // boxed once
 	if ack != nil {
 		c.deliverNumbered(conn, ev, len(msg.Data), ack)
-		return Disconnect{}, true
+		return
 	}
 	if c.events.tryMessage(ev) {
-		return Disconnect{}, true
+		return
 	}
 	// The reader of Events, or OnEvent, is slow: while we wait for it,
 	// silence on the socket is not a dead link.
@@ -78,7 +124,6 @@ func (c *Client) receive(conn *Conn, ack *acker, typ MessageType, data []byte) (
 	c.events.message(ev)
 	conn.activity.Add(1)
 	conn.busy.Store(false)
-	return Disconnect{}, true
 }
 
 // isHeartbeatAnswer reports whether msg answers Config.Heartbeat, and so
@@ -96,10 +141,11 @@ func (c *Client) isHeartbeatAnswer(msg Message) (answer bool) {
 	return answer
 }
 
-// readMessage reads one message into a slice of its own, on the loop. Every read that
-// brings data counts as a sign of life, so a large message crawling over a
-// slow link is not mistaken for a dead one.
-func (c *Conn) readMessage(r io.Reader) ([]byte, error) {
+// readMessage reads one message into a pooled buffer (releaseReadBuf
+// gives it back), on the loop. Every read that brings data counts as a
+// sign of life, so a large message crawling over a slow link is not
+// mistaken for a dead one.
+func (c *Conn) readMessage(r io.Reader) (*[]byte, error) {
 	bp := readBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
 	for {
@@ -118,16 +164,27 @@ func (c *Conn) readMessage(r io.Reader) ([]byte, error) {
 			break
 		}
 		if err != nil {
+			*bp = buf
+			releaseReadBuf(bp)
 			return nil, err
 		}
 	}
-	data := make([]byte, len(buf))
-	copy(data, buf)
-	if cap(buf) <= maxPooledReadBuf {
-		*bp = buf
+	*bp = buf
+	return bp, nil
+}
+
+func releaseReadBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledReadBuf {
 		readBufs.Put(bp)
 	}
-	return data, nil
+}
+
+// own copies what was read into a slice of exactly its size, the one
+// handed to the application.
+func own(b []byte) []byte {
+	data := make([]byte, len(b))
+	copy(data, b)
+	return data
 }
 
 // readDisconnect turns the error that ended reading into a Disconnect, on

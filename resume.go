@@ -26,6 +26,11 @@ const (
 	ackDelay = 50 * time.Millisecond
 )
 
+// maxBatchOffer is the largest batch frame (docs/protocol.md §2) the
+// client offers to take: larger ones would save nothing more per message,
+// and would not fit the pooled read buffers (maxPooledReadBuf).
+const maxBatchOffer = 64 << 10
+
 // DefaultResumeBufferBytes bounds the bytes held in the outbox of
 // unacknowledged messages when Config.ResumeBufferBytes is 0.
 const DefaultResumeBufferBytes = 16 << 20
@@ -35,6 +40,7 @@ const DefaultResumeBufferBytes = 16 << 20
 type session struct {
 	codec      ResumeCodec
 	builtin    bool // codec is docs/protocol.md's: unframe decodes data messages itself
+	batchBytes int  // the largest batch frame offered (0: none; the built-in codec alone reads them)
 	limitMsgs  int
 	limitBytes int
 
@@ -97,7 +103,7 @@ func (s *session) expire(cutoff time.Time) []Message {
 // point is what the next handshake asks to resume.
 func (s *session) point() ResumePoint {
 	return ResumePoint{Session: s.id, Secret: s.secret, Received: s.received.Load(),
-		Window: max(1, s.limitMsgs), WindowBytes: s.limitBytes}
+		Window: max(1, s.limitMsgs), WindowBytes: s.limitBytes, Batch: s.batchBytes}
 }
 
 // errResume marks what the server did wrong in the protocol.
@@ -506,10 +512,20 @@ func (c *Client) unframe(conn *Conn, msg Message) (_ Message, deliver bool, err 
 		conn.moveAsked = true
 		return msg, false, nil
 	}
+	deliver, err = c.numbered(conn, f.Seq)
+	if err != nil || !deliver {
+		return msg, false, err
+	}
+	return Message{ConnID: conn.id, Type: f.Type, Data: f.Data}, true, nil
+}
+
+// numbered takes in the number of a data message from the server (0: the
+// codec numbers implicitly, the next one), on the loop, and reports
+// whether the message is new to the application.
+func (c *Client) numbered(conn *Conn, seq uint64) (deliver bool, err error) {
 	// Implicit numbers count from what this connection's handshake
 	// offered: with MaxConnectionAge, an older connection may have
 	// delivered more meanwhile, and this one replays it.
-	seq := f.Seq
 	if seq == 0 {
 		seq = conn.inSeq + 1
 	}
@@ -517,12 +533,11 @@ func (c *Client) unframe(conn *Conn, msg Message) (_ Message, deliver bool, err 
 	received := c.session.received.Load()
 	switch {
 	case seq == received+1:
+		return true, nil
 	case seq <= received:
-		return msg, false, nil // a replay of what the application has: once is enough
-	default:
-		return msg, false, errResume("message %d after %d: a gap", seq, received)
+		return false, nil // a replay of what the application has: once is enough
 	}
-	return Message{ConnID: conn.id, Type: f.Type, Data: f.Data}, true, nil
+	return false, errResume("message %d after %d: a gap", seq, received)
 }
 
 // deliverNumbered hands a data message to the application and counts it

@@ -261,6 +261,11 @@ func TestResumeFrameViolations(t *testing.T) {
 		"ack as text":              {websocket.TextMessage, ackFrame(1)},
 		"empty message":            {websocket.BinaryMessage, nil},
 		"empty text message":       {websocket.TextMessage, nil},
+		"batch as text":            {websocket.TextMessage, []byte{0x03, 1, 1, 'x'}},
+		"empty batch":              {websocket.BinaryMessage, []byte{0x03}},
+		"batch entry of type 0":    {websocket.BinaryMessage, []byte{0x03, 0, 1, 'x'}},
+		"batch entry cut short":    {websocket.BinaryMessage, []byte{0x03, 2, 9, 'x'}},
+		"batch entry padded":       {websocket.BinaryMessage, []byte{0x03, 2, 0x81, 0x00, 'x'}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv := scripted(t, newSession)
@@ -317,7 +322,8 @@ func TestFlushWhenTheClientEnds(t *testing.T) {
 
 // TestResumeOffersTheWindow: the upgrade request tells the server the
 // client's outbox limits (SendBuffer, ResumeBufferBytes), so that it
-// acknowledges at least every half of them (docs/protocol.md).
+// acknowledges at least every half of them, and the largest batch frame
+// the client takes: 64 KiB, or ReadLimit when smaller (docs/protocol.md).
 func TestResumeOffersTheWindow(t *testing.T) {
 	srv := scripted(t, newSession)
 	cfg := resumeConfig()
@@ -327,6 +333,12 @@ func TestResumeOffersTheWindow(t *testing.T) {
 	req := srv.NextConn(t, waitFor).Request()
 	assert.Equal(t, "10", req.Header.Get("Resocket-Window"))
 	assert.Equal(t, "4096", req.Header.Get("Resocket-Window-Bytes"))
+	assert.Equal(t, "65536", req.Header.Get("Resocket-Batch"))
+
+	cfg.ReadLimit = 1000
+	newClient(t, srv.URL(), cfg)
+	assert.Equal(t, "1000", srv.NextConn(t, waitFor).Request().Header.Get("Resocket-Batch"),
+		"a batch frame is one WebSocket message: within ReadLimit")
 }
 
 // twoWritten connects a client to a scripted new session and has it send

@@ -52,6 +52,10 @@ type ResumePoint struct {
 	// and ResumeBufferBytes): told to the server, so that it acknowledges
 	// often enough that Send never waits for its ack timer.
 	Window, WindowBytes int
+	// Batch is the largest batch frame (docs/protocol.md §2), in bytes,
+	// that the client takes: several data messages in one WebSocket
+	// message. Only the built-in codec reads them; with another, it is 0.
+	Batch int
 }
 
 // ResumeAnswer is the server's side of the handshake.
@@ -85,6 +89,9 @@ type builtinCodec struct{}
 func (builtinCodec) Offer(h http.Header, p ResumePoint) {
 	h.Set(wire.HeaderResume, wire.Version)
 	setWindow(h, p.Window, p.WindowBytes)
+	if p.Batch > 0 {
+		h.Set(wire.HeaderBatch, wire.FormatCount(uint64(p.Batch)))
+	}
 	if p.Session == "" {
 		return
 	}

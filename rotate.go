@@ -16,10 +16,10 @@ import (
 
 // frame is what the conn reader hands to the loop: a message, or the end.
 type frame struct {
-	typ  MessageType
-	data []byte
-	end  bool
-	d    Disconnect // why reading ended, with end
+	typ MessageType
+	buf *[]byte // a pooled read buffer, which the loop gives back
+	end bool
+	d   Disconnect // why reading ended, with end
 }
 
 // startReader starts the conn reader of conn. It sends on an unbuffered
@@ -32,10 +32,10 @@ func (c *Client) startReader(conn *Conn) <-chan frame {
 		for {
 			typ, r, err := conn.ws.NextReader()
 			if err == nil {
-				var data []byte
-				if data, err = conn.readMessage(r); err == nil {
+				var buf *[]byte
+				if buf, err = conn.readMessage(r); err == nil {
 					conn.busy.Store(true) // waiting for the loop is not a dead link
-					ch <- frame{typ: MessageType(typ), data: data}
+					ch <- frame{typ: MessageType(typ), buf: buf}
 					conn.activity.Add(1)
 					conn.busy.Store(false)
 					continue
@@ -55,6 +55,7 @@ func drain(frames <-chan frame) {
 		if f.end {
 			return
 		}
+		releaseReadBuf(f.buf)
 	}
 }
 
@@ -185,7 +186,8 @@ func (c *Client) takeFrame(r *connRun, frames <-chan frame, f frame) (Disconnect
 	if f.end {
 		return f.d, false
 	}
-	d, ok := c.receive(r.conn, r.ack, f.typ, f.data)
+	d, ok := c.receiveRead(r.conn, r.ack, f.typ, *f.buf)
+	releaseReadBuf(f.buf)
 	if !ok {
 		r.conn.kill(errConnEnded)
 		drain(frames)

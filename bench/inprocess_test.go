@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/wire"
 	"github.com/resocket/resocket/session"
 )
 
@@ -114,8 +115,8 @@ func receiveFrom(b *testing.B, h http.Handler, resume bool) {
 
 // rawStream writes pre-encoded 64 B binary messages, as the bench
 // server's /stream (plain) or /resume-raw-stream (resume: a new session,
-// a kind byte in front of each message; the client's acks are read and
-// dropped) do.
+// a kind byte in front of each message, or 256 to a batch frame for a
+// client that takes them; the client's acks are read and dropped) do.
 func rawStream(resume bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		h := http.Header{}
@@ -127,7 +128,7 @@ func rawStream(resume bool) http.HandlerFunc {
 			h.Set("Resocket-Resumed", "0")
 			h.Set("Resocket-Received", "0")
 			h.Set("Resocket-Window", "1024") // session.Server's default: the client acks as often
-			payload = append([]byte{0x00}, payload...)
+			payload = append([]byte{wire.KindData}, payload...)
 		}
 		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, h)
 		if err != nil {
@@ -135,6 +136,15 @@ func rawStream(resume bool) http.HandlerFunc {
 		}
 		defer ws.Close()
 		frame := append([]byte{0x82, byte(len(payload))}, payload...)
+		if resume && r.Header.Get(wire.HeaderBatch) != "" {
+			// 256 to a batch frame, the most session.Server puts in one
+			entries := []byte{wire.KindBatch}
+			for range 256 {
+				entries = wire.AppendEntry(entries, byte(websocket.BinaryMessage), payload[1:])
+			}
+			frame = binary.BigEndian.AppendUint16([]byte{0x82, 126}, uint16(len(entries))) //nolint:gosec // 16,897 bytes
+			frame = append(frame, entries...)
+		}
 		batch := make([]byte, 0, 64<<10+len(frame))
 		for len(batch) < 64<<10 {
 			batch = append(batch, frame...)

@@ -45,6 +45,9 @@ type sconn struct {
 	// an ack is due after ackEvery messages or ackBytes bytes (0: no
 	// bound), from the client's window
 	ackEvery, ackBytes uint64
+	// batchBytes bounds the batch frames written to the client (0: it
+	// takes none, each message is a frame of its own)
+	batchBytes int
 	// ackArmed: the writer's ack timer runs, so the writer need not be
 	// woken for each message received (writer, under sess.mu).
 	ackArmed bool
@@ -64,7 +67,8 @@ type sconn struct {
 func (s *Session) serveConn(ws *websocket.Conn, req resumeRequest, a answer) {
 	srv := s.srv
 	c := &sconn{ws: ws, sess: s, ended: make(chan struct{}),
-		ackEvery: wire.AckEvery(req.window, ackEvery), ackBytes: wire.AckBytes(req.windowBytes)}
+		ackEvery: wire.AckEvery(req.window, ackEvery), ackBytes: wire.AckBytes(req.windowBytes),
+		batchBytes: int(min(req.batch, maxBatchBytes))}
 	if !srv.track() {
 		s.upgradeFailed()
 		c.closeFor(ErrServerClosed)
@@ -445,14 +449,26 @@ const (
 // are framed here into *buf and written to the socket in one call, under
 // writeMu like every data write. gorilla writes each frame of its own
 // (control frames, acks) in one call too, and a net.Conn does not
-// interleave calls, so frames never mix.
+// interleave calls, so frames never mix. To a client that takes batch
+// frames, messages go several to a frame: its reader then pays for one
+// WebSocket message where it paid for each.
 func (c *sconn) writeBatch(batch []Stored, buf *[]byte) bool {
 	if len(batch) == 1 {
 		return c.write(int(batch[0].Type), wire.KindData, batch[0].Data)
 	}
 	b := (*buf)[:0]
-	for _, m := range batch {
-		b = appendFrame(b, int(m.Type), wire.KindData, m.Data)
+	for len(batch) > 0 {
+		n, size := c.batchable(batch)
+		if n < 2 {
+			b = appendFrame(b, int(batch[0].Type), wire.KindData, batch[0].Data)
+			batch = batch[1:]
+			continue
+		}
+		b = append(appendHeader(b, websocket.BinaryMessage, size), wire.KindBatch)
+		for _, m := range batch[:n] {
+			b = wire.AppendEntry(b, byte(m.Type), m.Data) //nolint:gosec // a message type: 1 or 2
+		}
+		batch = batch[n:]
 	}
 	if cap(b) <= 2*maxBatchBytes {
 		*buf = b // kept for the next batch; a batch of large messages is not
@@ -466,6 +482,25 @@ func (c *sconn) writeBatch(batch []Stored, buf *[]byte) bool {
 	_ = nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := nc.Write(b)
 	return c.wrote(err)
+}
+
+// batchable says how many of the first messages go in one batch frame to
+// the client, and the size of its payload: none when the client takes no
+// batch frames.
+func (c *sconn) batchable(ms []Stored) (n, size int) {
+	if c.batchBytes == 0 {
+		return 0, 0
+	}
+	size = 1 // the kind byte
+	for _, m := range ms {
+		e := wire.EntryLen(len(m.Data))
+		if size+e > c.batchBytes {
+			break
+		}
+		size += e
+		n++
+	}
+	return n, size
 }
 
 // writeClose writes a close frame; once it has, writeBatch writes no more.
@@ -483,18 +518,22 @@ func (c *sconn) writeCloseLocked(msg []byte, deadline time.Time) error {
 // appendFrame appends one final, unmasked (server to client) frame of
 // opcode typ whose payload is kind then data (RFC 6455, section 5.2).
 func appendFrame(b []byte, typ int, kind byte, data []byte) []byte {
-	b = append(b, 0x80|byte(typ)) //nolint:gosec // an opcode: 1 (text) or 2 (binary)
-	switch n := 1 + len(data); {
-	case n < 126:
-		b = append(b, byte(n))
-	case n < 1<<16:
-		b = append(b, 126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, 127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
+	b = appendHeader(b, typ, 1+len(data))
 	return append(append(b, kind), data...)
+}
+
+// appendHeader appends the header of a final, unmasked frame of opcode
+// typ and a payload of n bytes.
+func appendHeader(b []byte, typ, n int) []byte {
+	b = append(b, 0x80|byte(typ)) //nolint:gosec // an opcode: 1 (text) or 2 (binary)
+	switch {
+	case n < 126:
+		return append(b, byte(n)) //nolint:gosec // n < 126
+	case n < 1<<16:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
 }
 
 func (c *sconn) write(typ int, kind byte, data []byte) bool {

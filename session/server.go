@@ -108,6 +108,8 @@ type resumeRequest struct {
 	received   uint64
 	// the client's window (0: not said): acks go at least every half of it
 	window, windowBytes uint64
+	// the largest batch frame the client takes, in bytes (0: none)
+	batch uint64
 }
 
 // refusal is a handshake refused before the upgrade.
@@ -124,7 +126,8 @@ func parseRequest(h http.Header) (resumeRequest, *refusal) {
 			fmt.Sprintf("%s %s required", wire.HeaderResume, wire.Version)}
 	}
 	req := resumeRequest{id: h.Get(wire.HeaderSession)}
-	for name, v := range map[string]*uint64{wire.HeaderWindow: &req.window, wire.HeaderWindowBytes: &req.windowBytes} {
+	for name, v := range map[string]*uint64{wire.HeaderWindow: &req.window, wire.HeaderWindowBytes: &req.windowBytes,
+		wire.HeaderBatch: &req.batch} {
 		n, err := wire.ParseOptionalCount(h.Get(name))
 		if err != nil {
 			return resumeRequest{}, &refusal{http.StatusBadRequest, name + ": " + err.Error()}

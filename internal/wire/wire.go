@@ -25,6 +25,10 @@ const (
 	// acknowledges at least every half of it (AckEvery, AckBytes).
 	HeaderWindow      = "Resocket-Window"
 	HeaderWindowBytes = "Resocket-Window-Bytes"
+
+	// Optional, request only: the client takes batch frames (KindBatch)
+	// of up to this many bytes.
+	HeaderBatch = "Resocket-Batch"
 )
 
 // AckEvery is how many data messages a receiver takes in before it
@@ -56,6 +60,9 @@ const (
 	KindData byte = 0x00 // the rest is one application message, of the frame's WebSocket type
 	KindAck  byte = 0x01 // binary; 8 bytes follow: the cumulative count received, big-endian
 	KindMove byte = 0x02 // binary, server to client, alone: this server is going away, move now
+	// KindBatch: binary, server to client, only to a client that sent
+	// HeaderBatch: one or more data messages, each an entry (AppendEntry).
+	KindBatch byte = 0x03
 )
 
 // AckLen is the length of an ack frame.
@@ -79,6 +86,46 @@ func ParseAck(frame []byte) (uint64, error) {
 		return 0, fmt.Errorf("%w ack frame of %d bytes", ErrMalformed, len(frame))
 	}
 	return binary.BigEndian.Uint64(frame[1:]), nil
+}
+
+// AppendEntry appends one data message, of WebSocket opcode typ (1 text,
+// 2 binary), to a batch frame: typ, the data's length as an unsigned
+// LEB128 varint, then the data.
+func AppendEntry(dst []byte, typ byte, data []byte) []byte {
+	dst = binary.AppendUvarint(append(dst, typ), uint64(len(data)))
+	return append(dst, data...)
+}
+
+// EntryLen is the length of the entry that carries n bytes of data.
+func EntryLen(n int) int {
+	return 1 + uvarintLen(uint64(n)) + n //nolint:gosec // a length is never negative
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
+// NextEntry reads the first entry of a batch frame's entries (the bytes
+// after its kind byte) and returns the rest.
+func NextEntry(entries []byte) (typ byte, data, rest []byte, err error) {
+	if len(entries) == 0 {
+		return 0, nil, nil, fmt.Errorf("%w batch entry: none left", ErrMalformed)
+	}
+	typ = entries[0]
+	if typ != 1 && typ != 2 {
+		return 0, nil, nil, fmt.Errorf("%w batch entry of type %d", ErrMalformed, typ)
+	}
+	n, l := binary.Uvarint(entries[1:])
+	// l != uvarintLen(n): a padded varint, which AppendEntry never writes.
+	if l <= 0 || l != uvarintLen(n) || n > uint64(len(entries)-1-l) { //nolint:gosec // l > 0 and within entries
+		return 0, nil, nil, fmt.Errorf("%w batch entry length", ErrMalformed)
+	}
+	end := 1 + l + int(n) //nolint:gosec // n fits: it is below len(entries)
+	return typ, entries[1+l : end], entries[end:], nil
 }
 
 // ParseCount reads a decimal count from a header: digits only, no sign, no

@@ -108,3 +108,65 @@ func TestAckInterval(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNextEntry: a batch frame's entries are read back exactly as
+// AppendEntry wrote them, and nothing else is accepted.
+func FuzzNextEntry(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(wire.AppendEntry(nil, 2, nil))
+	f.Add(wire.AppendEntry(wire.AppendEntry(nil, 1, []byte("héllo")), 2, bytes.Repeat([]byte{7}, 300)))
+	f.Add([]byte{3, 0})          // no such type
+	f.Add([]byte{2, 5, 'a'})     // shorter than said
+	f.Add([]byte{2, 0x80, 0x00}) // a padded length
+	f.Add([]byte{2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, entries []byte) {
+		var again []byte
+		rest := entries
+		for range len(entries) + 1 { // each entry takes at least 2 bytes: bounded
+			if len(rest) == 0 {
+				break
+			}
+			typ, data, next, err := wire.NextEntry(rest)
+			if err != nil {
+				if !errors.Is(err, wire.ErrMalformed) {
+					t.Fatalf("NextEntry(% x): %v does not wrap ErrMalformed", rest, err)
+				}
+				return
+			}
+			if len(next) >= len(rest) {
+				t.Fatalf("NextEntry(% x) did not advance", rest)
+			}
+			if got := wire.EntryLen(len(data)); got != len(rest)-len(next) {
+				t.Fatalf("EntryLen(%d) = %d, the entry took %d bytes", len(data), got, len(rest)-len(next))
+			}
+			again = wire.AppendEntry(again, typ, data)
+			rest = next
+		}
+		if !bytes.Equal(again, entries) {
+			t.Fatalf("entries % x were read as what writes % x", entries, again)
+		}
+	})
+}
+
+func TestEntries(t *testing.T) {
+	b := wire.AppendEntry(nil, 1, []byte("a"))
+	b = wire.AppendEntry(b, 2, nil)
+	b = wire.AppendEntry(b, 2, bytes.Repeat([]byte{9}, 200))
+	want := []struct {
+		typ  byte
+		size int
+	}{{1, 1}, {2, 0}, {2, 200}}
+	for i, w := range want {
+		typ, data, rest, err := wire.NextEntry(b)
+		if err != nil || typ != w.typ || len(data) != w.size {
+			t.Fatalf("entry %d: type %d, %d bytes, %v; want type %d, %d bytes", i, typ, len(data), err, w.typ, w.size)
+		}
+		b = rest
+	}
+	if len(b) != 0 {
+		t.Fatalf("% x left after the last entry", b)
+	}
+	if _, _, _, err := wire.NextEntry(nil); !errors.Is(err, wire.ErrMalformed) {
+		t.Fatalf("NextEntry of nothing: %v, want ErrMalformed", err)
+	}
+}

@@ -6,12 +6,16 @@ import (
 	"strconv"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/resocket/resocket/internal/wire"
 )
 
 // resumeRawStream is /resume-raw-stream?size=S: the resume protocol's
 // handshake (a new session), then pre-encoded batches of data frames
 // (kind byte 0x00 and S bytes each), written as /stream writes plain
-// ones; the client's acks are read and dropped. It costs the server
+// ones; the client's acks are read and dropped. To a client that takes
+// batch frames, the messages go as session.Server sends a stream, up to
+// 256 to a batch frame (rawFrame). It costs the server
 // nothing per message, as /stream does, so a resume client's rate
 // against it over a plain client's against /stream is what Resume costs
 // the client alone. Not a protocol server: no numbering kept, no replay.
@@ -26,7 +30,24 @@ func (s *server) resumeRawStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ws.Close()
-	streamBatches(ws, encodeFrame(websocket.BinaryMessage, append([]byte{0x00}, make([]byte, size)...)))
+	streamBatches(ws, rawFrame(r.Header, size))
+}
+
+// rawFrame is what carries messages of size bytes to a resume client that
+// sent h: a batch frame of as many as session.Server puts in one (256, and
+// no more than the client takes), or a data frame.
+func rawFrame(h http.Header, size int) []byte {
+	msg := make([]byte, size)
+	limit, _ := wire.ParseOptionalCount(h.Get(wire.HeaderBatch))
+	n := min(256, (int(min(limit, 64<<10))-1)/wire.EntryLen(size)) //nolint:gosec // at most 64 KiB
+	if n < 2 {
+		return encodeFrame(websocket.BinaryMessage, append([]byte{wire.KindData}, msg...))
+	}
+	batch := []byte{wire.KindBatch}
+	for range n {
+		batch = wire.AppendEntry(batch, byte(websocket.BinaryMessage), msg)
+	}
+	return encodeFrame(websocket.BinaryMessage, batch)
 }
 
 // upgradeRaw answers the handshake of a resume client with a new session.
