@@ -145,6 +145,7 @@ func (s *Session) detach(c *sconn) {
 	s.conn = nil
 	s.changedLocked()
 	s.idleLocked()
+	s.trimLocked()
 	s.mu.Unlock()
 	if c.clientClosed {
 		s.end(ErrClosed, true) // the client is gone for good
@@ -422,6 +423,9 @@ func (c *sconn) writeLoop() {
 				return
 			}
 			ping.Reset(s.srv.opts.PingInterval)
+			s.mu.Lock()
+			s.trimLocked() // an idle session lets go of a burst's arrays
+			s.mu.Unlock()
 		case <-touch.C:
 			s.touch()
 			touch.Reset(s.srv.opts.ResumeTimeout / 3)

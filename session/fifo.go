@@ -11,8 +11,8 @@ type fifo struct {
 	head int
 }
 
-// fifoKeep is the largest array kept once the fifo is empty (40 bytes an
-// entry): an idle session does not hold on to a burst's array.
+// fifoKeep is the largest array trim keeps once the fifo is empty (40
+// bytes an entry): an idle session does not hold on to a burst's array.
 const fifoKeep = 256
 
 func (f *fifo) len() int { return len(f.buf) - f.head }
@@ -36,19 +36,24 @@ func (f *fifo) push(m Stored) {
 }
 
 // dropFront drops the first k messages, which the caller has checked it
-// holds.
+// holds. An array emptied is kept for the next pushes, however large: a
+// stream empties its fifo at every ack that covers all it sent, and
+// letting go of the array then had it grow again from nothing for each
+// window (growslice was a tenth of a streaming server's CPU). trim lets
+// go of it once the session is idle.
 func (f *fifo) dropFront(k int) {
 	clear(f.buf[f.head : f.head+k])
 	f.head += k
-	if f.head < len(f.buf) {
-		return
+	if f.head == len(f.buf) {
+		f.buf, f.head = f.buf[:0], 0
 	}
-	f.head = 0
-	if cap(f.buf) > fifoKeep {
-		f.buf = nil
-		return
+}
+
+// trim lets go of an array larger than fifoKeep if the fifo is empty.
+func (f *fifo) trim() {
+	if f.len() == 0 && cap(f.buf) > fifoKeep {
+		f.buf, f.head = nil, 0
 	}
-	f.buf = f.buf[:0]
 }
 
 // fifoOf returns a fifo holding ms, sharing their array.

@@ -4,7 +4,7 @@ import "testing"
 
 // The fifo keeps order across every way its array is reused: from the
 // start once empty, compacted when the front has freed half, grown
-// otherwise; and it lets go of a large array once empty.
+// otherwise; it keeps a large array once emptied, until trimmed.
 func TestFifoKeepsOrder(t *testing.T) {
 	var f fifo
 	next, first := uint64(1), uint64(1) // the next number pushed; the front's
@@ -40,7 +40,17 @@ func TestFifoKeepsOrder(t *testing.T) {
 		next++
 	}
 	f.dropFront(f.len())
+	if cap(f.buf) < 4*fifoKeep {
+		t.Fatalf("an array of %d kept once emptied, want the %d it grew to: the next pushes reuse it", cap(f.buf), 4*fifoKeep)
+	}
+	f.push(Stored{Seq: next})
+	f.trim()
+	if f.len() != 1 {
+		t.Fatalf("trim dropped a message")
+	}
+	f.dropFront(1)
+	f.trim()
 	if f.buf != nil {
-		t.Fatalf("an array of %d kept once empty, want none above %d", cap(f.buf), fifoKeep)
+		t.Fatalf("an array of %d kept by trim once empty, want none above %d", cap(f.buf), fifoKeep)
 	}
 }

@@ -177,6 +177,7 @@ func (m *memoryStore) Touch(_ context.Context, id string, owner uint64, ttl time
 		return err
 	}
 	r.expires = time.Now().Add(ttl)
+	r.pending.trim() // a Touch comes every third of the TTL, and at a disconnect
 	return nil
 }
 

@@ -235,6 +235,13 @@ func (s *Session) changedChLocked() <-chan struct{} {
 	return s.changed
 }
 
+// trimLocked lets go of the queues' arrays if they are empty: the fifos
+// keep them between bursts.
+func (s *Session) trimLocked() {
+	s.pending.trim()
+	s.inbox.trim()
+}
+
 // changedLocked wakes everyone waiting on the session: Send for room,
 // Receive for a message, Flush for acks, the writer for work, the reader
 // for room in the inbox.
