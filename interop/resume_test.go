@@ -60,6 +60,7 @@ type resumeReport struct {
 		FinalAcks      int      `json:"finalAcks"`
 		AckedAtClose   *int     `json:"ackedAtClose"`
 		ProtocolErrors []string `json:"protocolErrors"`
+		Batches        int      `json:"batches"`
 	} `json:"sessions"`
 }
 
@@ -190,6 +191,7 @@ func streamResume(t *testing.T, p *resumePeer, n, step int, fault func()) ([]res
 	assert.Equal(t, n, end.Sent)
 	assert.False(t, end.Live, "the client's close ended the session")
 	assert.Positive(t, end.FinalAcks, "the server acked before answering the close")
+	assert.Positive(t, end.Batches, "the server sent batch frames (docs/protocol.md §2), which the client took in")
 	if assert.NotNil(t, end.AckedAtClose, "the server saw the client's close frame") {
 		assert.Equal(t, n, *end.AckedAtClose, "the client's final ack came before its close frame")
 	}

@@ -33,7 +33,7 @@ func TestSmallWindowsKeepTheStreamFlowing(t *testing.T) {
 }
 
 // TestWindowHeaders: the 101 tells the client the server's window; a
-// malformed window in the request is refused.
+// malformed window or batch size in the request is refused.
 func TestWindowHeaders(t *testing.T) {
 	ts := newTestServer(t, session.Options{SendBuffer: 100, SendBufferBytes: 1 << 20})
 	ws, resp := rawDial(t, ts, resumeHeader("", "", ""))
@@ -41,9 +41,11 @@ func TestWindowHeaders(t *testing.T) {
 	assert.Equal(t, "100", resp.Header.Get("Resocket-Window"))
 	assert.Equal(t, "1048576", resp.Header.Get("Resocket-Window-Bytes"))
 
-	h := resumeHeader("", "", "")
-	h.Set("Resocket-Window", "-1")
-	ws, resp = rawDial(t, ts, h)
-	assert.Nil(t, ws)
-	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	for _, header := range []string{"Resocket-Window", "Resocket-Batch"} {
+		h := resumeHeader("", "", "")
+		h.Set(header, "-1")
+		ws, resp = rawDial(t, ts, h)
+		assert.Nil(t, ws, header)
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, header)
+	}
 }

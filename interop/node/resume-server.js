@@ -12,7 +12,8 @@
 //   /resume?id=X&n=N   a resumable session (§1–§5). Its application records
 //                      every client message it receives under X and sends
 //                      the client N numbered text messages, m000001…, as
-//                      fast as the outbox (1024 messages, §6) lets it.
+//                      fast as the outbox (1024 messages, §6) lets it,
+//                      in batch frames (§2) to a client that takes them.
 // Plain HTTP (the test's controls):
 //   GET /report?id=X   JSON: X's sessions, what each received, and counters
 //   GET /wait?id=X&received=K&ms=T
@@ -51,6 +52,12 @@ const COUNT = /^(0|[1-9][0-9]*)$/; // §1: decimal, no sign, no leading zero
 
 const KIND_DATA = 0x00;
 const KIND_ACK = 0x01;
+const KIND_BATCH = 0x03;
+
+// §2 batch frames: page: the Go server's limits, 256 messages and 64 KiB,
+// and never more than the client's Resocket-Batch.
+const BATCH_MESSAGES = 256;
+const BATCH_BYTES = 64 << 10;
 
 function log(...args) {
   process.stderr.write(`resume-peer: ${args.join(' ')}\n`);
@@ -84,7 +91,7 @@ function newSession(appID, n) {
     // The application.
     app: { n, sent: 0, received: [] },
     // What the test checks.
-    stats: { connections: 0, resumes: 0, takeovers: 0, ackRegressions: 0, finalAcks: 0, ackedAtClose: null, protocolErrors: [] },
+    stats: { connections: 0, resumes: 0, takeovers: 0, ackRegressions: 0, finalAcks: 0, ackedAtClose: null, protocolErrors: [], batches: 0 },
   };
   sessions.set(id, s);
   if (!byApp.has(appID)) byApp.set(appID, []);
@@ -118,15 +125,54 @@ function appPump(s) {
     s.app.sent++;
     sessionSend(s, Buffer.from(`m${String(s.app.sent).padStart(6, '0')}`), false);
   }
+  if (s.conn) connWriteUpTo(s.conn, lastNumbered(s));
 }
 
 // ---------------------------------------------------------------------------
 // Sending: number (implicitly), keep until acknowledged, write if connected.
 
+// sessionSend numbers a message into the outbox; the caller writes it.
 function sessionSend(s, payload, binary) {
   const frame = Buffer.concat([Buffer.of(KIND_DATA), payload]); // §2
   s.outbox.push({ frame, binary });
-  if (s.conn) connWrite(s.conn, lastNumbered(s));
+}
+
+// connWriteUpTo writes the session's messages on connection c, in order,
+// from c.nextOut to number last: several to a batch frame (§2) when the
+// client takes them, else one data frame each.
+function connWriteUpTo(c, last) {
+  const s = c.session;
+  while (c.nextOut <= last) {
+    const entries = [];
+    let size = 1; // the kind byte
+    for (let num = c.nextOut; num <= last && entries.length < BATCH_MESSAGES; num++) {
+      const m = s.outbox[num - s.acked - 1];
+      const data = m.frame.subarray(1);
+      const entry = Buffer.concat([Buffer.of(m.binary ? 0x02 : 0x01), uvarint(data.length), data]);
+      if (size + entry.length > c.batchBytes) break;
+      entries.push(entry);
+      size += entry.length;
+    }
+    if (entries.length < 2) {
+      connWrite(c, c.nextOut);
+      continue;
+    }
+    c.ws.send(Buffer.concat([Buffer.of(KIND_BATCH), ...entries]), { binary: true });
+    s.stats.batches++;
+    c.nextOut += entries.length;
+    if (c.nextOut - 1 > s.written) s.written = c.nextOut - 1;
+  }
+}
+
+// uvarint is n as an unsigned LEB128 varint, in the fewest bytes (§2).
+function uvarint(n) {
+  const out = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
 }
 
 // connWrite writes message number num of the session on connection c; every
@@ -155,10 +201,11 @@ function sendAck(c) {
 // ---------------------------------------------------------------------------
 // Connections.
 
-function attach(ws, s, clientReceived, serverReceived) {
+function attach(ws, s, clientReceived, serverReceived, batchBytes) {
   const c = {
     ws,
     session: s,
+    batchBytes, // §2: the largest batch frame the client takes (0: none)
     // §2: implicit numbering. The client's first data frame here is
     // number (the server's Resocket-Received) + 1; ours is (the client's
     // Resocket-Received) + 1.
@@ -205,7 +252,7 @@ function attach(ws, s, clientReceived, serverReceived) {
 
   // §1 "Resumed": drop what the client has, send the rest from there, in
   // order, before anything new.
-  for (let num = clientReceived + 1; num <= lastNumbered(s); num++) connWrite(c, num);
+  connWriteUpTo(c, lastNumbered(s));
   appPump(s);
 }
 
@@ -289,8 +336,12 @@ function handshake(req, url) {
   const refuse = (status, error, extra) => ({ refuse: { status, error, headers: extra || {} } });
   if (draining) return refuse(503, 'shutting down', { 'Retry-After': '1' });
   if (h['resocket-resume'] !== '1') return refuse(400, 'Resocket-Resume missing or not 1');
+  // §1: the client's optional Resocket-Batch; malformed, like any count: 400.
+  const batch = h['resocket-batch'];
+  if (batch !== undefined && (!COUNT.test(batch) || BigInt(batch) > MAX_COUNT)) return refuse(400, 'malformed Resocket-Batch');
+  const batchBytes = batch === undefined ? 0 : Number(BigInt(batch) < BigInt(BATCH_BYTES) ? batch : BATCH_BYTES);
   const id = h['resocket-session'];
-  if (id === undefined) return { create: true };
+  if (id === undefined) return { create: true, batchBytes };
   if (!TOKEN.test(id)) return refuse(400, 'malformed Resocket-Session');
   const secret = h['resocket-secret'];
   if (secret === undefined) return refuse(400, 'Resocket-Secret missing'); // §7
@@ -302,7 +353,7 @@ function handshake(req, url) {
   if (!COUNT.test(rcv) || BigInt(rcv) > MAX_COUNT) return refuse(400, 'malformed Resocket-Received');
   const s = sessions.get(id);
   // §1: an ID the server does not know starts a new session.
-  if (!s) return { create: true, lost: id };
+  if (!s) return { create: true, lost: id, batchBytes };
   const hash = crypto.createHash('sha256').update(secret).digest();
   if (!crypto.timingSafeEqual(hash, s.secretHash)) return refuse(403, 'wrong secret');
   // §4: a resume point may not exceed the last message sent, nor be
@@ -310,7 +361,7 @@ function handshake(req, url) {
   const point = BigInt(rcv);
   if (point > BigInt(s.written)) return refuse(400, `Resocket-Received ${rcv} beyond ${s.written} sent`);
   if (point < BigInt(s.acked)) return refuse(400, `Resocket-Received ${rcv} below ${s.acked} acknowledged`);
-  return { resume: s, clientReceived: Number(point) };
+  return { resume: s, clientReceived: Number(point), batchBytes };
 }
 
 function refuseUpgrade(socket, status, error, headers) {
@@ -480,7 +531,7 @@ server.on('upgrade', (req, socket, head) => {
           detach(s.conn);
         }
       }
-      attach(ws, s, clientReceived, serverReceived);
+      attach(ws, s, clientReceived, serverReceived, d.batchBytes);
     });
   } finally {
     pending = null;
