@@ -1,7 +1,6 @@
 package resocket_test
 
 import (
-	"net/http"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -27,12 +26,7 @@ func batchFrame(msgs ...resocket.Message) []byte {
 // messages of frames of their own; each counts as one received: the
 // client acknowledges them all, and resumes after them.
 func TestBatchFramesAreDelivered(t *testing.T) {
-	srv := scripted(t, func(n int, _ *http.Request) http.Header {
-		if n == 1 {
-			return answer("S1", "K1", "0", "0")
-		}
-		return answer("S1", "", "1", "0")
-	})
+	srv := scripted(t, thenResumed("0"))
 	_, events := newClient(t, srv.URL(), resumeConfig())
 	conn := srv.NextConn(t, waitFor)
 	testkit.WaitEvent[resocket.Connected](t, events, waitFor)

@@ -57,6 +57,17 @@ func scripted(t *testing.T, script func(n int, r *http.Request) http.Header) *mo
 // newSession answers every handshake with a new session S1.
 func newSession(int, *http.Request) http.Header { return answer("S1", "K1", "0", "0") }
 
+// thenResumed answers the first handshake with a new session S1, and
+// every later one with S1 resumed, the server having received received.
+func thenResumed(received string) func(int, *http.Request) http.Header {
+	return func(n int, _ *http.Request) http.Header {
+		if n == 1 {
+			return newSession(n, nil)
+		}
+		return answer("S1", "", "1", received)
+	}
+}
+
 // receiveData returns the client's next data frame on conn, skipping its
 // acks.
 func receiveData(t *testing.T, conn *mocks.Conn) (int, []byte) {
@@ -213,12 +224,7 @@ func TestResumeHandshakeViolations(t *testing.T) {
 // TestResumePointInTheFuture: the server resumes and claims more of the
 // client's messages than the client ever sent.
 func TestResumePointInTheFuture(t *testing.T) {
-	srv := scripted(t, func(n int, r *http.Request) http.Header {
-		if n == 1 {
-			return answer("S1", "K1", "0", "0")
-		}
-		return answer("S1", "", "1", "5")
-	})
+	srv := scripted(t, thenResumed("5"))
 	c, events := newClient(t, srv.URL(), resumeConfig())
 	conn := srv.NextConn(t, waitFor)
 	testkit.WaitEvent[resocket.Connected](t, events, waitFor)
