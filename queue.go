@@ -1,13 +1,17 @@
 package resocket
 
-import "time"
+import (
+	"time"
+
+	"github.com/resocket/resocket/internal/fifo"
+)
 
 // queue holds, in order, messages Send accepted and not yet done with:
 // without Config.Resume, the send buffer (messages waiting for a
 // connection); with it, the session's outbox (messages the server has
 // not acknowledged). The client's mutex guards it.
 type queue struct {
-	items    []queued
+	items    fifo.Queue[queued]
 	bytes    int
 	accepted uint64 // messages ever pushed: the id of the newest
 	stamp    bool   // record when each message was pushed (MaxBufferAge)
@@ -21,7 +25,7 @@ type queued struct {
 	at  time.Time // when it was pushed, if stamped
 }
 
-func (q *queue) len() int { return len(q.items) }
+func (q *queue) len() int { return q.items.Len() }
 
 // push appends a copy of data.
 func (q *queue) push(typ MessageType, data []byte) {
@@ -30,24 +34,21 @@ func (q *queue) push(typ MessageType, data []byte) {
 	if q.stamp {
 		e.at = time.Now()
 	}
-	q.items = append(q.items, e)
+	q.items.Push(e)
 	q.bytes += len(data)
 }
 
 // at returns the i-th message from the front.
-func (q *queue) at(i int) Message { return q.items[i].msg }
+func (q *queue) at(i int) Message { return q.items.At(i).msg }
 
 // dropFront removes the k oldest messages, releasing the backing array once
 // empty so that a burst does not pin its memory.
 func (q *queue) dropFront(k int) {
-	for i := range k {
-		q.bytes -= len(q.items[i].msg.Data)
-		q.items[i] = queued{}
+	for _, e := range q.items.Items()[:k] {
+		q.bytes -= len(e.msg.Data)
 	}
-	q.items = q.items[k:]
-	if len(q.items) == 0 {
-		q.items = nil
-	}
+	q.items.DropFront(k)
+	q.items.Trim(0)
 }
 
 // messages returns the messages from index i to j, in order.
@@ -56,7 +57,7 @@ func (q *queue) messages(i, j int) []Message {
 		return nil
 	}
 	out := make([]Message, 0, j-i)
-	for _, e := range q.items[i:j] {
+	for _, e := range q.items.Items()[i:j] {
 		out = append(out, e.msg)
 	}
 	return out
@@ -64,8 +65,8 @@ func (q *queue) messages(i, j int) []Message {
 
 // drain empties the queue and returns what it held.
 func (q *queue) drain() []Message {
-	m := q.messages(0, len(q.items))
-	q.items, q.bytes = nil, 0
+	m := q.messages(0, q.len())
+	q.items, q.bytes = fifo.Queue[queued]{}, 0
 	q.drained = len(m) > 0
 	return m
 }
@@ -74,21 +75,20 @@ func (q *queue) drain() []Message {
 // and returns them in order. Messages are pushed in time order, so they
 // are the first ones of that part.
 func (q *queue) expire(from int, cutoff time.Time) []Message {
+	items := q.items.Items()
 	k := from
-	for k < len(q.items) && q.items[k].at.Before(cutoff) {
+	for k < len(items) && items[k].at.Before(cutoff) {
 		k++
 	}
 	if k == from {
 		return nil
 	}
 	gone := q.messages(from, k)
-	for _, e := range q.items[from:k] {
+	for _, e := range items[from:k] {
 		q.bytes -= len(e.msg.Data)
 	}
-	q.items = append(q.items[:from], q.items[k:]...)
-	if len(q.items) == 0 {
-		q.items = nil
-	}
+	q.items.Remove(from, k)
+	q.items.Trim(0)
 	return gone
 }
 
@@ -97,7 +97,7 @@ func (q *queue) doneThrough(id uint64) bool {
 	if q.drained {
 		return false // handed back unsent: Flush reports ErrClosed
 	}
-	return len(q.items) == 0 || q.items[0].id > id
+	return q.len() == 0 || q.items.At(0).id > id
 }
 
 // expireBuffered drops what waited in the send buffer (or, unwritten, in

@@ -67,11 +67,11 @@ func TestCloseOnAReplacedConnectionKeepsTheSession(t *testing.T) {
 	}
 
 	sess.mu.Lock()
-	sess.inbox.push(Stored{Seq: 1, Data: []byte("read on the newer connection")})
+	sess.inbox.Push(Stored{Seq: 1, Data: []byte("read on the newer connection")})
 	sess.mu.Unlock()
 	sess.clientClosing(older) // again, now that the newer one serves
 	sess.mu.Lock()
-	kept := sess.inbox.len()
+	kept := sess.inbox.Len()
 	sess.mu.Unlock()
 	if older.clientClosed || kept != 1 {
 		t.Fatalf("a late close on the replaced connection: client left %v, inbox %d, want false, 1", older.clientClosed, kept)

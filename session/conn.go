@@ -122,7 +122,7 @@ func (s *Session) attach(c *sconn, clientReceived, told, gen uint64) error {
 	c.ackSent = told
 	c.ackSentBytes = s.receivedBytes
 	ack := clientReceived > s.acked
-	s.inbox.dropFront(s.inbox.len()) // read on the old connection: the client replays it
+	s.inbox.DropFront(s.inbox.Len()) // read on the old connection: the client replays it
 	s.changedLocked()
 	s.mu.Unlock()
 	if old != nil {
@@ -167,9 +167,9 @@ func (s *Session) clientAcked(n uint64) error {
 	}
 	k := int(n - s.acked) //nolint:gosec // n <= s.sent: at most len(s.pending)
 	for i := range k {
-		s.pendingBytes -= len(s.pending.at(i).Data)
+		s.pendingBytes -= len(s.pending.At(i).Data)
 	}
-	s.pending.dropFront(k)
+	s.pending.DropFront(k)
 	s.acked = n
 	s.changedLocked()
 	s.mu.Unlock()
@@ -190,10 +190,10 @@ func (s *Session) inbound(c *sconn, m Stored) bool {
 		switch {
 		case s.err != nil || s.conn != c:
 			return false
-		case m.Seq <= s.received || (s.inbox.len() > 0 && m.Seq <= s.inbox.at(s.inbox.len()-1).Seq):
+		case m.Seq <= s.received || (s.inbox.Len() > 0 && m.Seq <= s.inbox.At(s.inbox.Len()-1).Seq):
 			return true // received already: a replay
-		case s.inbox.len() < inboxLimit:
-			s.inbox.push(m)
+		case s.inbox.Len() < inboxLimit:
+			s.inbox.Push(m)
 			s.inboxGrewLocked() // Receive's news only: not the writer's
 			return true
 		}
@@ -274,7 +274,7 @@ func (s *Session) clientClosing(c *sconn) uint64 {
 	if !c.clientClosed {
 		return s.received
 	}
-	s.inbox.dropFront(s.inbox.len())
+	s.inbox.DropFront(s.inbox.Len())
 	return max(s.received, s.taking)
 }
 
@@ -385,7 +385,7 @@ func (c *sconn) writeLoop() {
 				// empty data frame stands in, which the client drops.
 				m := Stored{Seq: c.nextOut, Type: resocket.MessageBinary}
 				if c.nextOut > s.acked {
-					m = s.pending.at(int(c.nextOut - s.acked - 1)) //nolint:gosec // acked < nextOut <= sent
+					m = s.pending.At(int(c.nextOut - s.acked - 1)) //nolint:gosec // acked < nextOut <= sent
 				}
 				batch = append(batch, m)
 				size += len(m.Data)

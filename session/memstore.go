@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/resocket/resocket/internal/fifo"
 )
 
 // NewMemoryStore returns a Store that keeps sessions in this process's
@@ -23,7 +25,7 @@ type memoryStore struct {
 
 type memRecord struct {
 	Record  // Pending unused: pending holds the messages
-	pending fifo
+	pending fifo.Queue[Stored]
 	expires time.Time
 }
 
@@ -99,7 +101,7 @@ func (m *memoryStore) serving(id string, owner uint64) (*memRecord, error) {
 func (r *memRecord) snapshot() Record {
 	out := r.Record
 	out.SecretHash = slices.Clone(r.SecretHash)
-	out.Pending = slices.Clone(r.pending.items())
+	out.Pending = slices.Clone(r.pending.Items())
 	return out
 }
 
@@ -136,7 +138,7 @@ func (m *memoryStore) Append(_ context.Context, id string, owner uint64, s Store
 	}
 	// Kept as given, not copied: a Session hands the Store a copy of its
 	// own, which it never modifies (and Load shares it likewise).
-	r.pending.push(s)
+	r.pending.Push(s)
 	r.Sent = s.Seq
 	return nil
 }
@@ -152,7 +154,7 @@ func (m *memoryStore) Ack(_ context.Context, id string, owner uint64, n uint64) 
 		return fmt.Errorf("session: ack of %d, %d sent", n, r.Sent)
 	}
 	if n > r.Acked {
-		r.pending.dropFront(int(n - r.Acked)) //nolint:gosec // n <= Sent: at most the messages held
+		r.pending.DropFront(int(n - r.Acked)) //nolint:gosec // n <= Sent: at most the messages held
 		r.Acked = n
 	}
 	return nil
@@ -177,7 +179,7 @@ func (m *memoryStore) Touch(_ context.Context, id string, owner uint64, ttl time
 		return err
 	}
 	r.expires = time.Now().Add(ttl)
-	r.pending.trim() // a Touch comes every third of the TTL, and at a disconnect
+	r.pending.Trim(queueKeep) // a Touch comes every third of the TTL, and at a disconnect
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/resocket/resocket"
+	"github.com/resocket/resocket/internal/fifo"
 )
 
 // inboxLimit bounds the client's messages read from the socket and not
@@ -36,23 +37,23 @@ type Session struct {
 	// receivedBytes counts their bytes, since this Server took the session
 	// (acks by bytes compare it with itself only)
 	receivedBytes uint64
-	sent          uint64 // the number of the last message stored by Send
-	acked         uint64 // the client has every message up to here
-	pending       fifo   // numbered acked+1 to sent
+	sent          uint64             // the number of the last message stored by Send
+	acked         uint64             // the client has every message up to here
+	pending       fifo.Queue[Stored] // numbered acked+1 to sent
 	pendingBytes  int
-	inbox         fifo          // read, not yet received; numbers ascending
-	inboxFull     bool          // the reader waits for room in inbox
-	inboxCh       chan struct{} // closed when inbox grows (see inboxGrewLocked)
-	taking        uint64        // the message Receive is recording, or 0
-	handshakes    uint64        // handshakes accepted by expect, in order
-	attached      uint64        // the number of the newest handshake attached
+	inbox         fifo.Queue[Stored] // read, not yet received; numbers ascending
+	inboxFull     bool               // the reader waits for room in inbox
+	inboxCh       chan struct{}      // closed when inbox grows (see inboxGrewLocked)
+	taking        uint64             // the message Receive is recording, or 0
+	handshakes    uint64             // handshakes accepted by expect, in order
+	attached      uint64             // the number of the newest handshake attached
 	changed       chan struct{}
 	expiry        *time.Timer
 }
 
 func newSession(srv *Server, id string, rec Record) *Session {
 	s := &Session{srv: srv, id: id, secretHash: rec.SecretHash, done: make(chan struct{}),
-		received: rec.Received, sent: rec.Sent, acked: rec.Acked, pending: fifoOf(slices.Clone(rec.Pending))}
+		received: rec.Received, sent: rec.Sent, acked: rec.Acked, pending: fifo.Of(slices.Clone(rec.Pending))}
 	for _, m := range rec.Pending {
 		s.pendingBytes += len(m.Data)
 	}
@@ -97,7 +98,7 @@ func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byt
 	}
 	s.mu.Lock()
 	s.sent = seq
-	s.pending.push(m)
+	s.pending.Push(m)
 	s.pendingBytes += len(m.Data)
 	s.changedLocked()
 	s.mu.Unlock()
@@ -105,10 +106,10 @@ func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byt
 }
 
 func (s *Session) hasRoomLocked(n int) bool {
-	if s.pending.len() == 0 {
+	if s.pending.Len() == 0 {
 		return true
 	}
-	return s.pending.len() < s.srv.opts.SendBuffer && s.pendingBytes+n <= s.srv.opts.SendBufferBytes
+	return s.pending.Len() < s.srv.opts.SendBuffer && s.pendingBytes+n <= s.srv.opts.SendBufferBytes
 }
 
 // Receive returns the client's next message, exactly once and in order:
@@ -120,15 +121,15 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 	defer s.recvMu.Unlock()
 	s.mu.Lock()
 	for {
-		for s.inbox.len() > 0 && s.inbox.at(0).Seq <= s.received {
-			s.inbox.dropFront(1)
+		for s.inbox.Len() > 0 && s.inbox.At(0).Seq <= s.received {
+			s.inbox.DropFront(1)
 		}
 		if s.err != nil {
 			err := s.err
 			s.mu.Unlock()
 			return 0, nil, err
 		}
-		if s.inbox.len() > 0 {
+		if s.inbox.Len() > 0 {
 			break
 		}
 		if !s.waitInboxLocked(ctx) {
@@ -136,7 +137,7 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 			return 0, nil, ctx.Err()
 		}
 	}
-	m := s.inbox.at(0)
+	m := s.inbox.At(0)
 	s.taking = m.Seq
 	s.mu.Unlock()
 	if err := s.srv.store.SetReceived(ctx, s.id, s.srv.owner, m.Seq); err != nil {
@@ -151,8 +152,8 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 		s.received = m.Seq
 		s.receivedBytes += uint64(len(m.Data))
 	}
-	if s.inbox.len() > 0 && s.inbox.at(0).Seq == m.Seq {
-		s.inbox.dropFront(1)
+	if s.inbox.Len() > 0 && s.inbox.At(0).Seq == m.Seq {
+		s.inbox.DropFront(1)
 	}
 	// Wake only who needs it: the reader if it waits for room, the
 	// writer if an ack is to be scheduled or is due. A wake for each
@@ -235,11 +236,15 @@ func (s *Session) changedChLocked() <-chan struct{} {
 	return s.changed
 }
 
-// trimLocked lets go of the queues' arrays if they are empty: the fifos
+// queueKeep is the largest array an empty queue keeps once trimmed (40
+// bytes an entry): an idle session does not hold on to a burst's array.
+const queueKeep = 256
+
+// trimLocked lets go of the queues' arrays if they are empty: the queues
 // keep them between bursts.
 func (s *Session) trimLocked() {
-	s.pending.trim()
-	s.inbox.trim()
+	s.pending.Trim(queueKeep)
+	s.inbox.Trim(queueKeep)
 }
 
 // changedLocked wakes everyone waiting on the session: Send for room,
