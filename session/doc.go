@@ -23,5 +23,8 @@
 //
 // Goroutines: each connection has a reader (the ServeHTTP goroutine) and
 // a writer; each session's serve function runs on a goroutine of its own.
-// Shutdown waits for all of them.
+// Shutdown waits for all of them. Send stores a message and wakes the
+// writer, which writes whatever has piled up at once: to a client that
+// takes batch frames (ours does), several messages to a WebSocket
+// message.
 package session
