@@ -127,7 +127,7 @@ func rawStream(resume bool) http.HandlerFunc {
 			h.Set("Resocket-Secret", "benchSecret00000000000000000000000000000000")
 			h.Set("Resocket-Resumed", "0")
 			h.Set("Resocket-Received", "0")
-			h.Set("Resocket-Window", "1024") // session.Server's default: the client acks as often
+			h.Set("Resocket-Window", "4096") // session.Server's default: the client acks as often
 			payload = append([]byte{wire.KindData}, payload...)
 		}
 		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, h)

@@ -51,12 +51,12 @@ func rawFrame(h http.Header, size int) []byte {
 }
 
 // upgradeRaw answers the handshake of a resume client with a new session.
-// It tells the window session.Server tells by default (1,024 messages),
+// It tells the window session.Server tells by default (4,096 messages),
 // so that the client acks as often as it would against that server,
 // though these endpoints never wait for an ack.
 func (s *server) upgradeRaw(w http.ResponseWriter, r *http.Request) *websocket.Conn {
 	h := http.Header{}
-	h.Set("Resocket-Window", "1024")
+	h.Set("Resocket-Window", "4096")
 	h.Set("Resocket-Resume", "1")
 	h.Set("Resocket-Session", "benchSession0000000000")
 	h.Set("Resocket-Secret", "benchSecret00000000000000000000000000000000")
