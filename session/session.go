@@ -26,9 +26,6 @@ type Session struct {
 	secretHash []byte
 	done       chan struct{}
 
-	recvMu sync.Mutex // one Receive at a time: each returns the next message
-	sendMu sync.Mutex // one Send at a time: numbers go to the Store in order
-
 	mu       sync.Mutex
 	err      error  // why the session ended; set when done closes
 	conn     *sconn // the current connection, or nil
@@ -45,10 +42,15 @@ type Session struct {
 	inboxFull     bool               // the reader waits for room in inbox
 	inboxCh       chan struct{}      // closed when inbox grows (see inboxGrewLocked)
 	taking        uint64             // the message Receive is recording, or 0
-	handshakes    uint64             // handshakes accepted by expect, in order
-	attached      uint64             // the number of the newest handshake attached
-	changed       chan struct{}
-	expiry        *time.Timer
+	// receiversWaiting: Receives waiting for a message, or for the one
+	// taking to finish; sending: a Send is putting its message in the
+	// Store.
+	receiversWaiting int
+	sending          bool
+	handshakes       uint64 // handshakes accepted by expect, in order
+	attached         uint64 // the number of the newest handshake attached
+	changed          chan struct{}
+	expiry           *time.Timer
 }
 
 func newSession(srv *Server, id string, rec Record) *Session {
@@ -71,16 +73,18 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // Store: it will reach the client exactly once, in order, across
 // reconnects and restarts as long as the Store keeps the session. When
 // SendBuffer messages (or SendBufferBytes) await the client's
-// acknowledgement, Send waits for room, honouring ctx. An error means the
-// message was not kept.
+// acknowledgement, Send waits for room, honouring ctx. Sends from several
+// goroutines are kept one at a time, each waiting on its own ctx. An
+// error means the message was not kept.
 func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byte) error {
 	if typ != resocket.MessageText && typ != resocket.MessageBinary {
 		return fmt.Errorf("session: invalid message type %d", int(typ))
 	}
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
 	s.mu.Lock()
-	for !s.hasRoomLocked(len(data)) && s.err == nil {
+	// One Send at a time goes to the Store, so that numbers go there in
+	// order. A Send behind another waits here, on its own ctx: a mutex
+	// held across the other's wait for room could not be interrupted.
+	for (s.sending || !s.hasRoomLocked(len(data))) && s.err == nil {
 		if !s.waitLocked(ctx) {
 			s.mu.Unlock()
 			return ctx.Err()
@@ -90,13 +94,18 @@ func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byt
 		s.mu.Unlock()
 		return err
 	}
+	s.sending = true
 	seq := s.sent + 1
 	s.mu.Unlock()
 	m := Stored{Seq: seq, Type: typ, Data: append([]byte(nil), data...)}
-	if err := s.srv.store.Append(ctx, s.id, s.srv.owner, m); err != nil {
+	err := s.srv.store.Append(ctx, s.id, s.srv.owner, m)
+	s.mu.Lock()
+	s.sending = false
+	if err != nil {
+		s.changedLocked() // a Send behind this one may go on
+		s.mu.Unlock()
 		return s.storeFailed(err)
 	}
-	s.mu.Lock()
 	s.sent = seq
 	s.pending.Push(m)
 	s.pendingBytes += len(m.Data)
@@ -115,10 +124,9 @@ func (s *Session) hasRoomLocked(n int) bool {
 // Receive returns the client's next message, exactly once and in order:
 // the Store records that it was received before Receive returns, so no
 // Server returns it again. It waits for one, honouring ctx, and returns
-// an error once the session has ended.
+// an error once the session has ended. Receives from several goroutines
+// each return a different message, each waiting on its own ctx.
 func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, error) {
-	s.recvMu.Lock()
-	defer s.recvMu.Unlock()
 	s.mu.Lock()
 	for {
 		for s.inbox.Len() > 0 && s.inbox.At(0).Seq <= s.received {
@@ -129,10 +137,15 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 			s.mu.Unlock()
 			return 0, nil, err
 		}
-		if s.inbox.Len() > 0 {
+		// One Receive at a time takes a message (taking), so that each
+		// returns the next one; one behind it waits on its own ctx.
+		if s.inbox.Len() > 0 && s.taking == 0 {
 			break
 		}
-		if !s.waitInboxLocked(ctx) {
+		s.receiversWaiting++
+		ok := s.waitInboxLocked(ctx)
+		s.receiversWaiting--
+		if !ok {
 			s.mu.Unlock()
 			return 0, nil, ctx.Err()
 		}
@@ -143,6 +156,7 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 	if err := s.srv.store.SetReceived(ctx, s.id, s.srv.owner, m.Seq); err != nil {
 		s.mu.Lock()
 		s.taking = 0
+		s.changedLocked() // a Receive behind this one may go on
 		s.mu.Unlock()
 		return 0, nil, s.storeFailed(err)
 	}
@@ -155,11 +169,11 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 	if s.inbox.Len() > 0 && s.inbox.At(0).Seq == m.Seq {
 		s.inbox.DropFront(1)
 	}
-	// Wake only who needs it: the reader if it waits for room, the
-	// writer if an ack is to be scheduled or is due. A wake for each
+	// Wake only who needs it: the reader if it waits for room, a Receive
+	// behind this one, the writer if an ack is to be scheduled or is due. A wake for each
 	// message, the writer's mostly to find nothing to do, cost echo a
 	// context switch per round trip.
-	if c := s.conn; s.inboxFull || c == nil || !c.ackArmed || c.ackDueLocked() {
+	if c := s.conn; s.inboxFull || s.receiversWaiting > 0 || c == nil || !c.ackArmed || c.ackDueLocked() {
 		s.inboxFull = false
 		s.changedLocked()
 	}
