@@ -44,7 +44,11 @@ type Options struct {
 	ResumeTimeout time.Duration
 	// SendBuffer and SendBufferBytes bound each session's messages not yet
 	// acknowledged by the client; Session.Send waits for room. 0 means
-	// DefaultSendBuffer and DefaultSendBufferBytes.
+	// DefaultSendBuffer and DefaultSendBufferBytes. They are also what a
+	// session holds for a client that stops reading (its messages, and
+	// 40 bytes each in the Session and again in the memory Store): lower
+	// them for many slow clients, raise SendBuffer for a fast stream over
+	// a long round trip.
 	SendBuffer      int
 	SendBufferBytes int
 	// PingInterval is the time between pings on each connection; a
