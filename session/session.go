@@ -170,9 +170,9 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 		s.inbox.DropFront(1)
 	}
 	// Wake only who needs it: the reader if it waits for room, a Receive
-	// behind this one, the writer if an ack is to be scheduled or is due. A wake for each
-	// message, the writer's mostly to find nothing to do, cost echo a
-	// context switch per round trip.
+	// behind this one, the writer if an ack is to be scheduled or is due.
+	// A wake for each message, the writer's mostly to find nothing to do,
+	// cost echo a context switch per round trip.
 	if c := s.conn; s.inboxFull || s.receiversWaiting > 0 || c == nil || !c.ackArmed || c.ackDueLocked() {
 		s.inboxFull = false
 		s.changedLocked()
