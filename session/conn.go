@@ -51,6 +51,13 @@ type sconn struct {
 	// ackArmed: the writer's ack timer runs, so the writer need not be
 	// woken for each message received (writer, under sess.mu).
 	ackArmed bool
+	// writerWaiting: the writer waits for work, with nothing in flight;
+	// inlineWriting: a Send is writing its message (writeturn.go). Both
+	// under sess.mu.
+	writerWaiting, inlineWriting bool
+	inlineWrites                 uint64 // messages written by Send
+
+	turn readTurn // who reads the socket (readturn.go; under sess.mu)
 
 	writeMu      sync.Mutex // data frames: the writer, and the close handler's final ack
 	closeSent    bool       // a close frame has gone: no data frame may follow (under writeMu)
@@ -69,6 +76,9 @@ func (s *Session) serveConn(ws *websocket.Conn, req resumeRequest, a answer) {
 	c := &sconn{ws: ws, sess: s, ended: make(chan struct{}),
 		ackEvery: wire.AckEvery(req.window, ackEvery), ackBytes: wire.AckBytes(req.windowBytes),
 		batchBytes: int(min(req.batch, maxBatchBytes))}
+	c.turn.grace = time.NewTimer(time.Hour)
+	c.turn.grace.Stop()
+	defer c.turn.grace.Stop()
 	if !srv.track() {
 		s.upgradeFailed()
 		c.closeFor(ErrServerClosed)
@@ -244,17 +254,22 @@ func (c *sconn) readLoop() {
 		_ = c.writeCloseLocked(msg, time.Now().Add(time.Second))
 		return nil
 	})
-	for {
+	s.mu.Lock()
+	c.turn.live = live // from now on a Receive may read (readturn.go)
+	s.mu.Unlock()
+	for c.awaitReadTurn() {
 		typ, data, err := c.readMessage(live)
 		if err != nil {
 			return
 		}
 		if c.isClosing() {
+			c.endReadTurn()
 			continue // the client's close frame, or the deadline, ends this
 		}
 		if !c.handle(resocket.MessageType(typ), data) && !c.isClosing() {
 			return
 		}
+		c.endReadTurn()
 	}
 }
 
@@ -368,11 +383,12 @@ func (c *sconn) writeLoop() {
 	var buf []byte
 	for {
 		s.mu.Lock()
+		c.writerWaiting = false
 		if s.conn != c || c.closing {
 			s.mu.Unlock()
 			return
 		}
-		if c.nextOut <= s.sent {
+		if c.nextOut <= s.sent && !c.inlineWriting {
 			// Everything due, up to a batch, goes out in one write: a
 			// message at a time, each its own write and syscall, was
 			// what bounded a stream of small messages.
@@ -412,6 +428,7 @@ func (c *sconn) writeLoop() {
 			ackTimer.Reset(ackDelay)
 		}
 		ch := s.changedChLocked()
+		c.writerWaiting = true
 		s.mu.Unlock()
 		select {
 		case <-ch:
@@ -591,6 +608,7 @@ func (c *sconn) closeWith(code resocket.StatusCode, reason string) {
 	s := c.sess
 	s.mu.Lock()
 	c.closing = true
+	c.wakeReaderLocked() // it drains the socket from now on
 	s.changedLocked()
 	s.mu.Unlock()
 	c.sendClose(code, reason)

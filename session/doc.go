@@ -26,5 +26,8 @@
 // Shutdown waits for all of them. Send stores a message and wakes the
 // writer, which writes whatever has piled up at once: to a client that
 // takes batch frames (ours does), several messages to a WebSocket
-// message.
+// message. An answer skips both hand-offs: a Receive whose ctx can never
+// end reads the socket itself while the reader stands by, and the Send
+// after it writes its message itself when the writer is idle
+// (readturn.go, writeturn.go).
 package session

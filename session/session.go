@@ -47,10 +47,19 @@ type Session struct {
 	// Store.
 	receiversWaiting int
 	sending          bool
-	handshakes       uint64 // handshakes accepted by expect, in order
-	attached         uint64 // the number of the newest handshake attached
-	changed          chan struct{}
-	expiry           *time.Timer
+	// inlineWaiting: Receives among receiversWaiting that may read the
+	// socket themselves; ackWaiters: Sends and Flushes waiting for the
+	// client's acks (readturn.go)
+	inlineWaiting, ackWaiters int
+	// sendersWaiting: Sends waiting behind another or for room;
+	// replyDue: Receive returned a message since a Send last wrote
+	// itself (writeturn.go)
+	sendersWaiting int
+	replyDue       bool
+	handshakes     uint64 // handshakes accepted by expect, in order
+	attached       uint64 // the number of the newest handshake attached
+	changed        chan struct{}
+	expiry         *time.Timer
 }
 
 func newSession(srv *Server, id string, rec Record) *Session {
@@ -76,16 +85,28 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // acknowledgement, Send waits for room, honouring ctx. Sends from several
 // goroutines are kept one at a time, each waiting on its own ctx. An
 // error means the message was not kept.
+//
+// The first Send after Receive returned a message, if its ctx can never
+// end (context.Background), writes its message to the connection itself
+// when nothing else is being written, and returns once it is written
+// (or the write failed: the connection then ends, and the client resumes
+// and gets the message from the Store). An answer then goes out without
+// waking another goroutine; other Sends leave the writing to the
+// connection's writer, which batches them.
 func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byte) error {
 	if typ != resocket.MessageText && typ != resocket.MessageBinary {
 		return fmt.Errorf("session: invalid message type %d", int(typ))
 	}
+	mayWrite := ctx.Done() == nil // a write cannot be interrupted: see writeturn.go
 	s.mu.Lock()
 	// One Send at a time goes to the Store, so that numbers go there in
 	// order. A Send behind another waits here, on its own ctx: a mutex
 	// held across the other's wait for room could not be interrupted.
 	for (s.sending || !s.hasRoomLocked(len(data))) && s.err == nil {
-		if !s.waitLocked(ctx) {
+		s.sendersWaiting++
+		ok := s.waitAcksLocked(ctx, !s.sending)
+		s.sendersWaiting--
+		if !ok {
 			s.mu.Unlock()
 			return ctx.Err()
 		}
@@ -109,6 +130,15 @@ func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byt
 	s.sent = seq
 	s.pending.Push(m)
 	s.pendingBytes += len(m.Data)
+	if c := s.conn; mayWrite && s.replyDue && c != nil && c.mayWriteLocked(seq) {
+		s.replyDue = false
+		if s.sendersWaiting > 0 {
+			s.changedLocked()
+		}
+		c.writeForSend(m)
+		s.mu.Unlock()
+		return nil
+	}
 	s.changedLocked()
 	s.mu.Unlock()
 	return nil
@@ -126,7 +156,14 @@ func (s *Session) hasRoomLocked(n int) bool {
 // Server returns it again. It waits for one, honouring ctx, and returns
 // an error once the session has ended. Receives from several goroutines
 // each return a different message, each waiting on its own ctx.
+//
+// A Receive whose ctx can never end (context.Background), with nothing
+// to return, reads the connection itself when nobody else does: a
+// message then reaches the application without waking another
+// goroutine. A read cannot be interrupted, so a Receive whose ctx can
+// end waits for the connection's reader instead.
 func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, error) {
+	mayRead := ctx.Done() == nil // a read cannot be interrupted: see readturn.go
 	s.mu.Lock()
 	for {
 		for s.inbox.Len() > 0 && s.inbox.At(0).Seq <= s.received {
@@ -142,9 +179,19 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 		if s.inbox.Len() > 0 && s.taking == 0 {
 			break
 		}
+		if c := s.conn; mayRead && s.inbox.Len() == 0 && c != nil && c.mayReadLocked() {
+			c.readForReceive()
+			continue
+		}
 		s.receiversWaiting++
+		if mayRead {
+			s.inlineWaiting++
+		}
 		ok := s.waitInboxLocked(ctx)
 		s.receiversWaiting--
+		if mayRead {
+			s.inlineWaiting--
+		}
 		if !ok {
 			s.mu.Unlock()
 			return 0, nil, ctx.Err()
@@ -169,6 +216,7 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 	if s.inbox.Len() > 0 && s.inbox.At(0).Seq == m.Seq {
 		s.inbox.DropFront(1)
 	}
+	s.replyDue = true
 	// Wake only who needs it: the reader if it waits for room, a Receive
 	// behind this one, the writer if an ack is to be scheduled or is due.
 	// A wake for each message, the writer's mostly to find nothing to do,
@@ -192,7 +240,7 @@ func (s *Session) Flush(ctx context.Context) error {
 		if s.err != nil {
 			return s.err
 		}
-		if !s.waitLocked(ctx) {
+		if !s.waitAcksLocked(ctx, true) {
 			return ctx.Err()
 		}
 	}
@@ -211,6 +259,22 @@ func (s *Session) waitLocked(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// waitAcksLocked is waitLocked for a wait that the client's acks may
+// end (forAcks): the connection's reader reads now, not only once Receive
+// calls have stopped reading (readturn.go).
+func (s *Session) waitAcksLocked(ctx context.Context, forAcks bool) bool {
+	if !forAcks {
+		return s.waitLocked(ctx)
+	}
+	s.ackWaiters++
+	if c := s.conn; c != nil {
+		c.wakeReaderLocked()
+	}
+	ok := s.waitLocked(ctx)
+	s.ackWaiters--
+	return ok
 }
 
 // waitInboxLocked is waitLocked for Receive: it also returns when the
@@ -383,7 +447,8 @@ func (s *Session) end(err error, forever bool) {
 	conn := s.conn
 	code, reason, graceful := closeCode(err)
 	if conn != nil && graceful {
-		conn.closing = true // with s.err, in one step: see sendClose
+		conn.closing = true     // with s.err, in one step: see sendClose
+		conn.wakeReaderLocked() // it drains the socket from now on
 	}
 	if s.expiry != nil {
 		s.expiry.Stop()
