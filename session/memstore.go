@@ -23,6 +23,8 @@ type memoryStore struct {
 	lastSweep time.Time
 }
 
+func (*memoryStore) nonBlocking() {}
+
 type memRecord struct {
 	Record  // Pending unused: pending holds the messages
 	pending fifo.Queue[Stored]

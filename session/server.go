@@ -72,8 +72,11 @@ type Options struct {
 type Server struct {
 	opts  Options
 	store Store
-	owner uint64 // this Server's name in the Store
-	serve func(*Session)
+	// storeInline: the Store never waits (nonBlockingStore), and a
+	// Session calls it under its own mutex
+	storeInline bool
+	owner       uint64 // this Server's name in the Store
+	serve       func(*Session)
 
 	mu       sync.Mutex
 	sessions map[string]*Session
@@ -101,8 +104,9 @@ func NewServer(opts Options, serve func(*Session)) *Server {
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &Server{opts: opts, store: opts.Store, owner: binary.BigEndian.Uint64(b[:]), serve: serve,
-		sessions: make(map[string]*Session)}
+	_, inline := opts.Store.(nonBlockingStore)
+	return &Server{opts: opts, store: opts.Store, storeInline: inline, owner: binary.BigEndian.Uint64(b[:]),
+		serve: serve, sessions: make(map[string]*Session)}
 }
 
 func orDefault[T int | int64 | time.Duration](v, def T) T {

@@ -56,6 +56,7 @@ type Session struct {
 	// itself (writeturn.go)
 	sendersWaiting int
 	replyDue       bool
+	slab           []byte // where Send copies small messages (copyLocked)
 	handshakes     uint64 // handshakes accepted by expect, in order
 	attached       uint64 // the number of the newest handshake attached
 	changed        chan struct{}
@@ -98,6 +99,10 @@ func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byt
 		return fmt.Errorf("session: invalid message type %d", int(typ))
 	}
 	mayWrite := ctx.Done() == nil // a write cannot be interrupted: see writeturn.go
+	var kept []byte
+	if len(data) > slabMax {
+		kept = append([]byte(nil), data...) // before the lock: it may be large
+	}
 	s.mu.Lock()
 	// One Send at a time goes to the Store, so that numbers go there in
 	// order. A Send behind another waits here, on its own ctx: a mutex
@@ -115,15 +120,12 @@ func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byt
 		s.mu.Unlock()
 		return err
 	}
-	s.sending = true
+	if kept == nil {
+		kept = s.copyLocked(data)
+	}
 	seq := s.sent + 1
-	s.mu.Unlock()
-	m := Stored{Seq: seq, Type: typ, Data: append([]byte(nil), data...)}
-	err := s.srv.store.Append(ctx, s.id, s.srv.owner, m)
-	s.mu.Lock()
-	s.sending = false
-	if err != nil {
-		s.changedLocked() // a Send behind this one may go on
+	m := Stored{Seq: seq, Type: typ, Data: kept}
+	if err := s.appendLocked(ctx, m); err != nil {
 		s.mu.Unlock()
 		return s.storeFailed(err)
 	}
@@ -142,6 +144,49 @@ func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byt
 	s.changedLocked()
 	s.mu.Unlock()
 	return nil
+}
+
+// appendLocked puts m in the Store. A Store that never waits is called
+// in the same step; another with the mutex released, while sending holds
+// off the Sends behind this one, so that numbers reach the Store in
+// order.
+func (s *Session) appendLocked(ctx context.Context, m Stored) error {
+	if s.srv.storeInline {
+		return s.srv.store.Append(ctx, s.id, s.srv.owner, m)
+	}
+	s.sending = true
+	s.mu.Unlock()
+	err := s.srv.store.Append(ctx, s.id, s.srv.owner, m)
+	s.mu.Lock()
+	s.sending = false
+	if err != nil {
+		s.changedLocked() // a Send behind this one may go on
+	}
+	return err
+}
+
+// Send keeps a copy of each message until the client acknowledges it.
+// Small ones are copied into slabs of slabSize bytes, one allocation for
+// many messages instead of one each: a slab lives as long as one of its
+// messages is kept (by the Session, the Store, or a write in progress).
+const (
+	slabSize = 4 << 10
+	slabMax  = 512
+)
+
+// copyLocked copies data, of at most slabMax bytes, into the current
+// slab. The copy's capacity ends where it does, so that nothing appended
+// to it reaches the next message's bytes.
+func (s *Session) copyLocked(data []byte) []byte {
+	if len(data) == 0 {
+		return nil
+	}
+	if cap(s.slab)-len(s.slab) < len(data) {
+		s.slab = make([]byte, 0, slabSize)
+	}
+	n := len(s.slab)
+	s.slab = append(s.slab, data...)
+	return s.slab[n:len(s.slab):len(s.slab)]
 }
 
 func (s *Session) hasRoomLocked(n int) bool {
@@ -198,17 +243,10 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 		}
 	}
 	m := s.inbox.At(0)
-	s.taking = m.Seq
-	s.mu.Unlock()
-	if err := s.srv.store.SetReceived(ctx, s.id, s.srv.owner, m.Seq); err != nil {
-		s.mu.Lock()
-		s.taking = 0
-		s.changedLocked() // a Receive behind this one may go on
+	if err := s.setReceivedLocked(ctx, m.Seq); err != nil {
 		s.mu.Unlock()
 		return 0, nil, s.storeFailed(err)
 	}
-	s.mu.Lock()
-	s.taking = 0
 	if m.Seq > s.received {
 		s.received = m.Seq
 		s.receivedBytes += uint64(len(m.Data))
@@ -227,6 +265,25 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 	}
 	s.mu.Unlock()
 	return m.Type, m.Data, nil
+}
+
+// setReceivedLocked records in the Store that the client's message seq
+// was received, as appendLocked appends: a Store that never waits in the
+// same step, another with the mutex released, while taking holds off the
+// Receives behind this one.
+func (s *Session) setReceivedLocked(ctx context.Context, seq uint64) error {
+	if s.srv.storeInline {
+		return s.srv.store.SetReceived(ctx, s.id, s.srv.owner, seq)
+	}
+	s.taking = seq
+	s.mu.Unlock()
+	err := s.srv.store.SetReceived(ctx, s.id, s.srv.owner, seq)
+	s.mu.Lock()
+	s.taking = 0
+	if err != nil {
+		s.changedLocked() // a Receive behind this one may go on
+	}
+	return err
 }
 
 // Flush returns once the client has acknowledged every message Send kept
@@ -323,6 +380,7 @@ const queueKeep = 256
 func (s *Session) trimLocked() {
 	s.pending.Trim(queueKeep)
 	s.inbox.Trim(queueKeep)
+	s.slab = nil // kept alive by its messages still held, if any
 }
 
 // changedLocked wakes everyone waiting on the session: Send for room,

@@ -40,6 +40,14 @@ type Store interface {
 	Delete(ctx context.Context, id string, owner uint64) error
 }
 
+// nonBlockingStore is a Store whose calls never wait, neither on I/O nor
+// on a Session (NewMemoryStore's): a Session calls it under its own
+// mutex, in one step with its own bookkeeping, instead of around it.
+type nonBlockingStore interface {
+	Store
+	nonBlocking()
+}
+
 // Record is a session as a Store keeps it.
 type Record struct {
 	SecretHash []byte // SHA-256 of the secret: the secret itself is never stored
