@@ -63,7 +63,7 @@ func wireBytes(t *testing.T, path string, resume bool, op func(c *resocket.Clien
 // 64 B message, against plain resocket on the same server's gorilla
 // endpoints: one kind byte in each data frame, and the acks (9 bytes, in a
 // frame of 11 from the server and 15, masked, from the client) that come
-// after every 64 messages or 50 ms. It logs the figures, and fails only
+// after every half of the other side's window or 50 ms. It logs the figures, and fails only
 // past a loose bound (3 bytes per message each way) that a change of
 // framing or of batching would cross.
 func TestResumeWireBytes(t *testing.T) {

@@ -70,13 +70,15 @@ func (s *server) upgradeRaw(w http.ResponseWriter, r *http.Request) *websocket.C
 }
 
 // rawAckEvery is how often the raw endpoints acknowledge the client's
-// data messages: as our session server does.
+// data messages to a client that told no window; to one that did, every
+// half of it, as our session server does (wire.AckEvery).
 const rawAckEvery = 64
 
 // resumeRawEcho is /resume-raw-echo: /echo for a resume client. Each data
 // frame is written back as it came (the kind byte, then the message: a
 // valid data frame from the server too), as /echo writes back each
-// message, and every rawAckEvery data frames are acknowledged; the
+// message, and every half of the client's window of data frames is
+// acknowledged (rawAckEvery without one); the
 // client's acks are dropped. Nothing kept, nothing stored: what Resume
 // costs the client alone on a round trip.
 func (s *server) resumeRawEcho(w http.ResponseWriter, r *http.Request) {
@@ -84,8 +86,9 @@ func (s *server) resumeRawEcho(w http.ResponseWriter, r *http.Request) {
 }
 
 // resumeRawSink is /resume-raw-sink: /sink for a resume client, which
-// discards each message and acknowledges every rawAckEvery data frames
-// (the client's outbox would fill otherwise).
+// discards each message and acknowledges every half of the client's
+// window of data frames (the client's outbox would fill otherwise), as
+// the session server does.
 func (s *server) resumeRawSink(w http.ResponseWriter, r *http.Request) {
 	s.resumeRaw(w, r, false)
 }
@@ -96,6 +99,11 @@ func (s *server) resumeRaw(w http.ResponseWriter, r *http.Request, echo bool) {
 		return
 	}
 	defer ws.Close()
+	window, err := wire.ParseOptionalCount(r.Header.Get(wire.HeaderWindow))
+	if err != nil {
+		return
+	}
+	ackEvery := wire.AckEvery(window, rawAckEvery)
 	var received uint64
 	for {
 		typ, msg, err := ws.ReadMessage()
@@ -111,7 +119,7 @@ func (s *server) resumeRaw(w http.ResponseWriter, r *http.Request, echo bool) {
 				return
 			}
 		}
-		if received%rawAckEvery == 0 {
+		if received%ackEvery == 0 {
 			if err := ws.WriteMessage(websocket.BinaryMessage, binary.BigEndian.AppendUint64([]byte{0x01}, received)); err != nil {
 				return
 			}
