@@ -146,21 +146,29 @@ func (s *Session) Send(ctx context.Context, typ resocket.MessageType, data []byt
 	return nil
 }
 
-// appendLocked puts m in the Store. A Store that never waits is called
-// in the same step; another with the mutex released, while sending holds
-// off the Sends behind this one, so that numbers reach the Store in
-// order.
+// appendLocked puts m in the Store, with the mutex held (storeLocked);
+// sending holds off the Sends behind this one, so that numbers reach the
+// Store in order.
 func (s *Session) appendLocked(ctx context.Context, m Stored) error {
+	return s.storeLocked(func() error { return s.srv.store.Append(ctx, s.id, s.srv.owner, m) },
+		func(busy bool) { s.sending = busy })
+}
+
+// storeLocked makes call, a Store write for Send or Receive; the caller
+// holds the mutex. A Store that never waits is called in the same step;
+// another with the mutex released, busy(true) holding off the calls
+// behind this one until it returns.
+func (s *Session) storeLocked(call func() error, busy func(bool)) error {
 	if s.srv.storeInline {
-		return s.srv.store.Append(ctx, s.id, s.srv.owner, m)
+		return call()
 	}
-	s.sending = true
+	busy(true)
 	s.mu.Unlock()
-	err := s.srv.store.Append(ctx, s.id, s.srv.owner, m)
+	err := call()
 	s.mu.Lock()
-	s.sending = false
+	busy(false)
 	if err != nil {
-		s.changedLocked() // a Send behind this one may go on
+		s.changedLocked() // a call behind this one may go on
 	}
 	return err
 }
@@ -268,22 +276,16 @@ func (s *Session) Receive(ctx context.Context) (resocket.MessageType, []byte, er
 }
 
 // setReceivedLocked records in the Store that the client's message seq
-// was received, as appendLocked appends: a Store that never waits in the
-// same step, another with the mutex released, while taking holds off the
+// was received, with the mutex held (storeLocked); taking holds off the
 // Receives behind this one.
 func (s *Session) setReceivedLocked(ctx context.Context, seq uint64) error {
-	if s.srv.storeInline {
-		return s.srv.store.SetReceived(ctx, s.id, s.srv.owner, seq)
-	}
-	s.taking = seq
-	s.mu.Unlock()
-	err := s.srv.store.SetReceived(ctx, s.id, s.srv.owner, seq)
-	s.mu.Lock()
-	s.taking = 0
-	if err != nil {
-		s.changedLocked() // a Receive behind this one may go on
-	}
-	return err
+	return s.storeLocked(func() error { return s.srv.store.SetReceived(ctx, s.id, s.srv.owner, seq) },
+		func(busy bool) {
+			s.taking = 0
+			if busy {
+				s.taking = seq
+			}
+		})
 }
 
 // Flush returns once the client has acknowledged every message Send kept
