@@ -431,7 +431,9 @@ func (a *acker) stop() {
 // counts it as done, since the event has told its fate); without it,
 // written (the send buffer flushed up to them). It returns ctx's error if
 // ctx ends first, and an error wrapping ErrClosed if the client ends
-// first (the messages are then in Closed.Unsent).
+// first (the messages are then in Closed.Unsent). The server acknowledges
+// in batches (docs/protocol.md §3): after a few messages, Flush waits for
+// its ack timer, up to 50 ms with session.Server.
 func (c *Client) Flush(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -290,7 +290,9 @@ func (s *Session) setReceivedLocked(ctx context.Context, seq uint64) error {
 
 // Flush returns once the client has acknowledged every message Send kept
 // before the call, or with ctx's error, or with the session's error if it
-// ends first.
+// ends first. The client acknowledges in batches (docs/protocol.md §3):
+// after a few messages, Flush waits for its ack timer, up to 50 ms with
+// resocket's client.
 func (s *Session) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
