@@ -36,7 +36,6 @@ type sconn struct {
 	sess *Session
 
 	nextIn  uint64 // the number of the client's next data message (reader)
-	chunk   []byte // what the reader reads into (reader)
 	nextOut uint64 // the number of the next message to write (writer, under sess.mu)
 	ackSent uint64 // the count last acknowledged (writer, under sess.mu)
 	// ackSentBytes: sess.receivedBytes when ackSent was acknowledged
@@ -293,6 +292,14 @@ func (s *Session) clientClosing(c *sconn) uint64 {
 	return max(s.received, s.taking)
 }
 
+// readChunks holds what readMessage reads into, taken only once a message
+// has begun: a chunk kept by each connection was 4 KiB of every idle
+// connection's memory.
+var readChunks = sync.Pool{New: func() any {
+	b := make([]byte, 4<<10)
+	return &b
+}}
+
 // readMessage reads the client's next message. Every read that brings
 // data is a sign of life, not only a whole message: a large message on a
 // slow link takes longer than live to arrive.
@@ -302,13 +309,12 @@ func (c *sconn) readMessage(live time.Duration) (int, []byte, error) {
 		return 0, nil, err
 	}
 	var buf bytes.Buffer // the message's own memory: it goes to the inbox
-	if c.chunk == nil {
-		c.chunk = make([]byte, 4<<10)
-	}
+	chunk := readChunks.Get().(*[]byte)
+	defer readChunks.Put(chunk)
 	for {
-		n, err := r.Read(c.chunk)
+		n, err := r.Read(*chunk)
 		if n > 0 {
-			buf.Write(c.chunk[:n])
+			buf.Write((*chunk)[:n])
 			c.alive(live)
 		}
 		switch {
