@@ -3,7 +3,6 @@ package session_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
@@ -51,12 +50,8 @@ func TestReaderTakesOverWhenReceiveStops(t *testing.T) {
 		}
 	})
 	defer close(release)
-	h := http.Header{}
-	h.Set(wire.HeaderResume, wire.Version)
-	ws, resp, err := websocket.DefaultDialer.Dial(ts.URL(), h)
-	require.NoError(t, err)
-	_ = resp.Body.Close()
-	defer func() { _ = ws.Close() }()
+	ws, _ := rawDial(t, ts, resumeHeader("", "", ""))
+	require.NotNil(t, ws, "the handshake")
 
 	for i := range echoRounds {
 		msg := append([]byte{wire.KindData}, fmt.Sprintf("hello %d", i)...)
@@ -86,7 +81,7 @@ func TestReaderTakesOverWhenReceiveStops(t *testing.T) {
 	}
 	require.NoError(t, ws.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(waitFor)))
-	err = testkit.Receive(t, readErr, waitFor, "the server answers the close")
+	err := testkit.Receive(t, readErr, waitFor, "the server answers the close")
 	assert.True(t, websocket.IsCloseError(err, websocket.CloseNormalClosure), "%v", err)
 }
 
