@@ -14,87 +14,106 @@ import (
 // memory: what a single-node server, or a test, needs. Sessions outlive a
 // Server (a restart within the process) but not the process.
 func NewMemoryStore() Store {
-	return &memoryStore{sessions: make(map[string]*memRecord)}
+	return &memoryStore{}
 }
 
+// memoryStore keeps each session's record under a lock of its own, found
+// in a sync.Map: a session's per-message calls (Append, Ack, SetReceived)
+// take no lock that another session's take too. One lock for the whole
+// Store serialized every message of every session on the server.
 type memoryStore struct {
-	mu        sync.Mutex
-	sessions  map[string]*memRecord
+	sessions sync.Map // session ID → *memRecord
+
+	createMu  sync.Mutex // Creates one at a time: two of one ID cannot both succeed
+	sweepMu   sync.Mutex
 	lastSweep time.Time
+}
+
+type memRecord struct {
+	mu      sync.Mutex
+	Record  // Pending unused: pending holds the messages
+	pending fifo.Queue[Stored]
+	expires time.Time
+	// gone: deleted, or found expired and taken out of the map; a call
+	// that found the record before that finds ErrNotFound
+	gone bool
 }
 
 func (*memoryStore) nonBlocking() {}
 
-type memRecord struct {
-	Record  // Pending unused: pending holds the messages
-	pending fifo.Queue[Stored]
-	expires time.Time
-}
-
 func (m *memoryStore) Create(_ context.Context, id string, secretHash []byte, owner uint64, ttl time.Duration) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.createMu.Lock()
+	defer m.createMu.Unlock()
 	now := time.Now()
-	m.sweepLocked(now)
-	if r, ok := m.sessions[id]; ok && now.Before(r.expires) {
+	m.sweep(now)
+	if r, err := m.lock(id, now); err == nil {
+		r.mu.Unlock()
 		return fmt.Errorf("session: %s exists", id)
 	}
-	m.sessions[id] = &memRecord{Record: Record{SecretHash: slices.Clone(secretHash), Owner: owner},
-		expires: now.Add(ttl)}
+	m.sessions.Store(id, &memRecord{Record: Record{SecretHash: slices.Clone(secretHash), Owner: owner},
+		expires: now.Add(ttl)})
 	return nil
 }
 
-// sweepLocked drops expired sessions, at most once a second, so that the
-// map does not grow with sessions nobody resumes.
-func (m *memoryStore) sweepLocked(now time.Time) {
+// sweep drops expired sessions, at most once a second, so that the map
+// does not grow with sessions nobody resumes.
+func (m *memoryStore) sweep(now time.Time) {
+	m.sweepMu.Lock()
+	defer m.sweepMu.Unlock()
 	if now.Sub(m.lastSweep) < time.Second {
 		return
 	}
 	m.lastSweep = now
-	for id, r := range m.sessions {
+	m.sessions.Range(func(id, v any) bool {
+		r := v.(*memRecord)
+		r.mu.Lock()
 		if !now.Before(r.expires) {
-			delete(m.sessions, id)
+			m.dropLocked(id.(string), r)
 		}
-	}
+		r.mu.Unlock()
+		return true
+	})
 }
 
-// get returns the live record of id; the caller holds mu.
-func (m *memoryStore) get(id string) (*memRecord, error) {
-	r, ok := m.sessions[id]
+// lock returns the live record of id, locked: the caller unlocks it
+// (r.mu.Unlock). With a zero now it does not read the clock: the owner's
+// per-message calls skip it, which cost a stream 70 ns a message on the
+// machine of docs/performance.md. The owner renews the TTL while it
+// serves the session, and a call that races the expiry is one that came
+// just before it: a later Load finds the record expired all the same.
+func (m *memoryStore) lock(id string, now time.Time) (*memRecord, error) {
+	v, ok := m.sessions.Load(id)
 	if !ok {
 		return nil, ErrNotFound
 	}
-	if !time.Now().Before(r.expires) {
-		delete(m.sessions, id)
-		return nil, ErrNotFound
+	r := v.(*memRecord)
+	r.mu.Lock()
+	switch {
+	case r.gone:
+	case !now.IsZero() && !now.Before(r.expires):
+		m.dropLocked(id, r)
+	default:
+		return r, nil
 	}
-	return r, nil
+	r.mu.Unlock()
+	return nil, ErrNotFound
 }
 
-// owned returns the record of id if owner still owns it.
-func (m *memoryStore) owned(id string, owner uint64) (*memRecord, error) {
-	r, err := m.get(id)
+// dropLocked takes r, locked, out of the Store for good.
+func (m *memoryStore) dropLocked(id string, r *memRecord) {
+	r.gone = true
+	m.sessions.CompareAndDelete(id, r)
+}
+
+// owned returns the record of id, locked, if owner still owns it; now as
+// for lock.
+func (m *memoryStore) owned(id string, owner uint64, now time.Time) (*memRecord, error) {
+	r, err := m.lock(id, now)
 	if err != nil {
 		return nil, err
 	}
 	if r.Owner != owner {
-		return nil, ErrMoved
-	}
-	return r, nil
-}
-
-// serving returns the record of id for its owner's per-message calls
-// (Append, Ack, SetReceived) without reading the clock, which cost a
-// stream 70 ns a message on the machine of docs/performance.md. The
-// owner renews the TTL while it serves the session, and a call that
-// races the expiry is one that came just before it: a later Load finds
-// the record expired all the same.
-func (m *memoryStore) serving(id string, owner uint64) (*memRecord, error) {
-	r, ok := m.sessions[id]
-	switch {
-	case !ok:
-		return nil, ErrNotFound
-	case r.Owner != owner:
+		r.mu.Unlock()
 		return nil, ErrMoved
 	}
 	return r, nil
@@ -108,33 +127,30 @@ func (r *memRecord) snapshot() Record {
 }
 
 func (m *memoryStore) Load(_ context.Context, id string) (Record, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, err := m.get(id)
+	r, err := m.lock(id, time.Now())
 	if err != nil {
 		return Record{}, err
 	}
+	defer r.mu.Unlock()
 	return r.snapshot(), nil
 }
 
 func (m *memoryStore) Claim(_ context.Context, id string, owner uint64) (Record, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, err := m.get(id)
+	r, err := m.lock(id, time.Now())
 	if err != nil {
 		return Record{}, err
 	}
+	defer r.mu.Unlock()
 	r.Owner = owner
 	return r.snapshot(), nil
 }
 
 func (m *memoryStore) Append(_ context.Context, id string, owner uint64, s Stored) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, err := m.serving(id, owner)
+	r, err := m.owned(id, owner, time.Time{})
 	if err != nil {
 		return err
 	}
+	defer r.mu.Unlock()
 	if s.Seq != r.Sent+1 {
 		return fmt.Errorf("session: append of %d after %d", s.Seq, r.Sent)
 	}
@@ -146,12 +162,11 @@ func (m *memoryStore) Append(_ context.Context, id string, owner uint64, s Store
 }
 
 func (m *memoryStore) Ack(_ context.Context, id string, owner uint64, n uint64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, err := m.serving(id, owner)
+	r, err := m.owned(id, owner, time.Time{})
 	if err != nil {
 		return err
 	}
+	defer r.mu.Unlock()
 	if n > r.Sent {
 		return fmt.Errorf("session: ack of %d, %d sent", n, r.Sent)
 	}
@@ -163,34 +178,33 @@ func (m *memoryStore) Ack(_ context.Context, id string, owner uint64, n uint64) 
 }
 
 func (m *memoryStore) SetReceived(_ context.Context, id string, owner uint64, n uint64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, err := m.serving(id, owner)
+	r, err := m.owned(id, owner, time.Time{})
 	if err != nil {
 		return err
 	}
+	defer r.mu.Unlock()
 	r.Received = max(r.Received, n)
 	return nil
 }
 
 func (m *memoryStore) Touch(_ context.Context, id string, owner uint64, ttl time.Duration) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, err := m.owned(id, owner)
+	now := time.Now()
+	r, err := m.owned(id, owner, now)
 	if err != nil {
 		return err
 	}
-	r.expires = time.Now().Add(ttl)
+	defer r.mu.Unlock()
+	r.expires = now.Add(ttl)
 	r.pending.Trim(queueKeep) // a Touch comes every third of the TTL, and at a disconnect
 	return nil
 }
 
 func (m *memoryStore) Delete(_ context.Context, id string, owner uint64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, err := m.owned(id, owner); err != nil {
+	r, err := m.owned(id, owner, time.Now())
+	if err != nil {
 		return err
 	}
-	delete(m.sessions, id)
+	defer r.mu.Unlock()
+	m.dropLocked(id, r)
 	return nil
 }
