@@ -11,12 +11,13 @@ import (
 // that finds nothing to return reads the socket itself when nobody else
 // is reading. A message then goes from the socket to the application on
 // one goroutine, where the reader would have handed it over to the
-// goroutine waiting in Receive: a wake-up of another thread per message,
-// which cost an echo through the session server about a fifth of its
-// round trip (docs/performance.md, "Why the rates miss").
+// goroutine waiting in Receive: a wake-up of another thread per message.
+// With the writer's hand-off (writeturn.go) that cost an echo through the
+// session server about 30 % of its round trip (docs/performance.md,
+// change 13).
 //
 // Only one goroutine reads at a time (gorilla allows one reader): the one
-// that holds the turn (sconn.reading). The reader hands the turn to
+// that holds the turn (readTurn.reading). The reader hands the turn to
 // Receive calls once it has read a message for one that can read
 // (inlineWaiting), and stands by while they read. It takes the turn back
 // when they stop: readerGrace after the last read by a Receive, at once

@@ -7,9 +7,9 @@ import "github.com/resocket/resocket/internal/wire"
 // answer to a message. A Send whose ctx can never end, the first after a
 // Receive returned a message, writes its message itself when the writer
 // waits with nothing in flight. The writer would have been woken for it:
-// a wake-up of another thread per answer, which cost an echo through the
-// session server about a fifth of its round trip (docs/performance.md,
-// "Why the rates miss"). A stream of Sends goes on through the writer,
+// a wake-up of another thread per answer (with the reader's hand-off,
+// readturn.go, about 30 % of an echo's round trip through the session
+// server: docs/performance.md, change 13). A stream of Sends goes on through the writer,
 // which batches it. A Send whose ctx can end never writes: a write cannot
 // be interrupted without breaking the connection. Either way the message
 // is in the Store before it is written.
