@@ -54,7 +54,7 @@ type sconn struct {
 	// inlineWriting: a Send is writing its message (writeturn.go). Both
 	// under sess.mu.
 	writerWaiting, inlineWriting bool
-	inlineWrites                 uint64 // messages written by Send
+	inlineWrites                 uint64 // messages written by Send (TestEchoStaysOnTheApplicationsGoroutine counts them)
 
 	turn readTurn // who reads the socket (readturn.go; under sess.mu)
 
@@ -257,15 +257,7 @@ func (c *sconn) readLoop() {
 	c.turn.live = live // from now on a Receive may read (readturn.go)
 	s.mu.Unlock()
 	for c.awaitReadTurn() {
-		typ, data, err := c.readMessage(live)
-		if err != nil {
-			return
-		}
-		if c.isClosing() {
-			c.endReadTurn()
-			continue // the client's close frame, or the deadline, ends this
-		}
-		if !c.handle(resocket.MessageType(typ), data) && !c.isClosing() {
+		if !c.readOne() {
 			return
 		}
 		c.endReadTurn()

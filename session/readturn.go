@@ -53,8 +53,9 @@ func (c *sconn) mayReadLocked() bool {
 
 // readForReceive is a read by Receive, which took the turn (the caller
 // holds the session's mutex, released while reading): one message, taken
-// in as the reader would. It reports false when the connection has ended.
-func (c *sconn) readForReceive() bool {
+// in as the reader would. A failed read ends the connection, and no
+// Receive reads it again (turn.failed).
+func (c *sconn) readForReceive() {
 	s := c.sess
 	c.turn.reading, c.turn.receiveReads = true, true
 	s.mu.Unlock()
@@ -70,10 +71,11 @@ func (c *sconn) readForReceive() bool {
 	} else if !c.turn.graceArmed {
 		c.armGraceLocked()
 	}
-	return ok
 }
 
-// readOne reads one message and takes it in; false: the connection ends.
+// readOne reads one message and takes it in, for the reader or a Receive.
+// After our close frame the socket is only drained, until the client's
+// close frame or the deadline. False: the connection ends.
 func (c *sconn) readOne() bool {
 	typ, data, err := c.readMessage(c.turn.live)
 	if err != nil {
